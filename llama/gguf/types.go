@@ -1,6 +1,9 @@
 package gguf
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Type is a ggml tensor element type (enum ggml_type in ggml.h). The numeric
 // values are part of the file format and must never be renumbered.
@@ -150,11 +153,14 @@ func (t Type) Quantized() bool {
 
 // RowSize returns the number of bytes n consecutive elements of the type
 // occupy, as ggml_row_size does. It returns -1 when the type is unknown, n is
-// negative or n is not a multiple of the block size.
+// negative, n is not a multiple of the block size, or the size overflows.
 func (t Type) RowSize(n int64) int64 {
 	bs := t.BlockSize()
 	if bs == 0 || n < 0 || n%bs != 0 {
 		return -1
+	}
+	if n/bs > math.MaxInt64/t.TypeSize() {
+		return -1 // overflow
 	}
 	return n / bs * t.TypeSize()
 }
