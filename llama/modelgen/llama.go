@@ -1,0 +1,294 @@
+package modelgen
+
+import (
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/fireact/fireact/llama/gguf"
+)
+
+// LlamaConfig describes a llama-style decoder-only transformer. Zero values
+// select the documented defaults.
+type LlamaConfig struct {
+	// Arch is the llama.cpp architecture: "llama" (default) or "qwen2"
+	// (which adds the attn_q/attn_k/attn_v bias vectors).
+	Arch string
+	// Name is general.name; default "modelgen-<arch>".
+	Name string
+	// Vocab is the tokenizer vocabulary (required), e.g. SPMVocab(words).
+	Vocab Vocab
+	// NEmbd is the hidden size, NLayer the number of blocks, NHead the
+	// number of attention heads, NHeadKV the number of key/value heads
+	// (default NHead), NFF the feed-forward size and NCtx the training
+	// context length (default 2048).
+	NEmbd, NLayer, NHead, NHeadKV, NFF, NCtx int
+	// RopeFreqBase defaults to 10000 and RMSEps to 1e-5.
+	RopeFreqBase, RMSEps float32
+	// TiedOutput omits output.weight; llama.cpp then reuses token_embd.
+	TiedOutput bool
+	// WeightType is the type of the attention and feed-forward matrices:
+	// F32 (the zero value), F16, Q8_0 or Q4_0. Quantized types need NEmbd
+	// and NFF to be multiples of 32.
+	WeightType gguf.Type
+	// EmbedType is the type of token_embd.weight and OutputType that of
+	// output.weight; both default to F32 (the zero value) and accept the same
+	// types as WeightType. Norms and biases are always F32, as in
+	// llama.cpp's own conversions.
+	EmbedType, OutputType gguf.Type
+	// Seed selects the random weights; the file is a deterministic function
+	// of the whole configuration.
+	Seed uint64
+	// InitStd is the standard deviation of the matrix weights. Zero means
+	// 1/sqrt(n_in) for each matrix, which keeps activations and logits
+	// around unit scale so sampling is not degenerate.
+	InitStd float32
+	// ChatTemplate, if set, is stored as tokenizer.chat_template.
+	ChatTemplate string
+}
+
+// withDefaults returns the configuration with zero fields filled in.
+func (c LlamaConfig) withDefaults() LlamaConfig {
+	if c.Arch == "" {
+		c.Arch = "llama"
+	}
+	if c.Name == "" {
+		c.Name = "modelgen-" + c.Arch
+	}
+	if c.NHeadKV == 0 {
+		c.NHeadKV = c.NHead
+	}
+	if c.NCtx == 0 {
+		c.NCtx = 2048
+	}
+	if c.RopeFreqBase == 0 {
+		c.RopeFreqBase = 10000
+	}
+	if c.RMSEps == 0 {
+		c.RMSEps = 1e-5
+	}
+	return c
+}
+
+func encodable(t gguf.Type) bool {
+	switch t {
+	case gguf.TypeF32, gguf.TypeF16, gguf.TypeQ8_0, gguf.TypeQ4_0:
+		return true
+	}
+	return false
+}
+
+// validate checks the (defaulted) configuration.
+func (c LlamaConfig) validate() error {
+	switch c.Arch {
+	case "llama", "qwen2":
+	default:
+		return fmt.Errorf("modelgen: unsupported architecture %q (want llama or qwen2)", c.Arch)
+	}
+	if err := c.Vocab.Validate(); err != nil {
+		return err
+	}
+	if c.NEmbd <= 0 || c.NLayer <= 0 || c.NHead <= 0 || c.NHeadKV <= 0 || c.NFF <= 0 || c.NCtx <= 0 {
+		return fmt.Errorf("modelgen: NEmbd %d, NLayer %d, NHead %d, NHeadKV %d, NFF %d and NCtx %d must be positive",
+			c.NEmbd, c.NLayer, c.NHead, c.NHeadKV, c.NFF, c.NCtx)
+	}
+	if c.NEmbd%c.NHead != 0 {
+		return fmt.Errorf("modelgen: NEmbd %d is not a multiple of NHead %d", c.NEmbd, c.NHead)
+	}
+	if (c.NEmbd/c.NHead)%2 != 0 {
+		return fmt.Errorf("modelgen: head size %d must be even for RoPE", c.NEmbd/c.NHead)
+	}
+	if c.NHead%c.NHeadKV != 0 {
+		return fmt.Errorf("modelgen: NHead %d is not a multiple of NHeadKV %d", c.NHead, c.NHeadKV)
+	}
+	for _, t := range []struct {
+		name string
+		typ  gguf.Type
+	}{{"WeightType", c.WeightType}, {"EmbedType", c.EmbedType}, {"OutputType", c.OutputType}} {
+		if !encodable(t.typ) {
+			return fmt.Errorf("modelgen: %s %s is not supported (use F32, F16, Q8_0 or Q4_0)", t.name, t.typ)
+		}
+		if t.typ.BlockSize() > 1 && (c.NEmbd%int(t.typ.BlockSize()) != 0 || (t.name == "WeightType" && c.NFF%int(t.typ.BlockSize()) != 0)) {
+			return fmt.Errorf("modelgen: %s %s needs NEmbd (%d) and NFF (%d) to be multiples of %d", t.name, t.typ, c.NEmbd, c.NFF, t.typ.BlockSize())
+		}
+	}
+	if c.InitStd < 0 || math.IsNaN(float64(c.InitStd)) {
+		return fmt.Errorf("modelgen: InitStd %g must be >= 0", c.InitStd)
+	}
+	return nil
+}
+
+// tensorSpec is one tensor of the generated model.
+type tensorSpec struct {
+	name  string
+	typ   gguf.Type
+	shape []uint64 // ggml order: [n_in, n_out] for matrices
+	ones  bool     // norm weights: all 1
+}
+
+// tensors lists the model's tensors in llama.cpp's conventional order.
+func (c LlamaConfig) tensors() []tensorSpec {
+	e, v, ff := uint64(c.NEmbd), uint64(c.Vocab.Len()), uint64(c.NFF)
+	kv := uint64(c.NEmbd / c.NHead * c.NHeadKV)
+	ts := []tensorSpec{{name: "token_embd.weight", typ: c.EmbedType, shape: []uint64{e, v}}}
+	for i := 0; i < c.NLayer; i++ {
+		p := fmt.Sprintf("blk.%d.", i)
+		ts = append(ts,
+			tensorSpec{name: p + "attn_norm.weight", typ: gguf.TypeF32, shape: []uint64{e}, ones: true},
+			tensorSpec{name: p + "attn_q.weight", typ: c.WeightType, shape: []uint64{e, e}},
+			tensorSpec{name: p + "attn_k.weight", typ: c.WeightType, shape: []uint64{e, kv}},
+			tensorSpec{name: p + "attn_v.weight", typ: c.WeightType, shape: []uint64{e, kv}},
+		)
+		if c.Arch == "qwen2" {
+			ts = append(ts,
+				tensorSpec{name: p + "attn_q.bias", typ: gguf.TypeF32, shape: []uint64{e}},
+				tensorSpec{name: p + "attn_k.bias", typ: gguf.TypeF32, shape: []uint64{kv}},
+				tensorSpec{name: p + "attn_v.bias", typ: gguf.TypeF32, shape: []uint64{kv}},
+			)
+		}
+		ts = append(ts,
+			tensorSpec{name: p + "attn_output.weight", typ: c.WeightType, shape: []uint64{e, e}},
+			tensorSpec{name: p + "ffn_norm.weight", typ: gguf.TypeF32, shape: []uint64{e}, ones: true},
+			tensorSpec{name: p + "ffn_gate.weight", typ: c.WeightType, shape: []uint64{e, ff}},
+			tensorSpec{name: p + "ffn_up.weight", typ: c.WeightType, shape: []uint64{e, ff}},
+			tensorSpec{name: p + "ffn_down.weight", typ: c.WeightType, shape: []uint64{ff, e}},
+		)
+	}
+	ts = append(ts, tensorSpec{name: "output_norm.weight", typ: gguf.TypeF32, shape: []uint64{e}, ones: true})
+	if !c.TiedOutput {
+		ts = append(ts, tensorSpec{name: "output.weight", typ: c.OutputType, shape: []uint64{e, v}})
+	}
+	return ts
+}
+
+// Params returns the number of parameters (elements of all tensors) of the
+// model WriteLlama writes for this configuration.
+func (c LlamaConfig) Params() int64 {
+	c = c.withDefaults()
+	if c.NHead <= 0 || c.NHeadKV <= 0 {
+		return 0
+	}
+	var n int64
+	for _, t := range c.tensors() {
+		n += gguf.TensorInfo{Shape: t.shape}.Elements()
+	}
+	return n
+}
+
+// fileType returns general.file_type (enum llama_ftype) for the weight type.
+func fileType(t gguf.Type) uint32 {
+	switch t {
+	case gguf.TypeF16:
+		return 1 // LLAMA_FTYPE_MOSTLY_F16
+	case gguf.TypeQ4_0:
+		return 2 // LLAMA_FTYPE_MOSTLY_Q4_0
+	case gguf.TypeQ8_0:
+		return 7 // LLAMA_FTYPE_MOSTLY_Q8_0
+	}
+	return 0 // LLAMA_FTYPE_ALL_F32
+}
+
+// WriteLlama writes a randomly initialized model for cfg to path, with every
+// metadata key and tensor llama.cpp needs to load the architecture. Tensors
+// are generated and written row block by row block, so memory use stays
+// small even for ~100M-parameter models.
+//
+// Weights: norm weights are exactly 1; matrices and qwen2 biases are
+// approximately N(0, std²) with std = InitStd or 1/sqrt(n_in).
+func WriteLlama(path string, cfg LlamaConfig) error {
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return err
+	}
+	a := c.Arch
+	w := gguf.NewWriter()
+	u32 := func(n int) uint32 { return uint32(n) }
+	kvs := []gguf.KV{
+		{Key: "general.architecture", Value: a},
+		{Key: "general.name", Value: c.Name},
+		{Key: "general.file_type", Value: fileType(c.WeightType)},
+		{Key: a + ".vocab_size", Value: u32(c.Vocab.Len())},
+		{Key: a + ".context_length", Value: u32(c.NCtx)},
+		{Key: a + ".embedding_length", Value: u32(c.NEmbd)},
+		{Key: a + ".block_count", Value: u32(c.NLayer)},
+		{Key: a + ".feed_forward_length", Value: u32(c.NFF)},
+		{Key: a + ".rope.dimension_count", Value: u32(c.NEmbd / c.NHead)},
+		{Key: a + ".attention.head_count", Value: u32(c.NHead)},
+		{Key: a + ".attention.head_count_kv", Value: u32(c.NHeadKV)},
+		{Key: a + ".attention.layer_norm_rms_epsilon", Value: c.RMSEps},
+		{Key: a + ".rope.freq_base", Value: c.RopeFreqBase},
+		{Key: "tokenizer.ggml.model", Value: "llama"},
+		{Key: "tokenizer.ggml.tokens", Value: c.Vocab.Tokens},
+		{Key: "tokenizer.ggml.scores", Value: c.Vocab.Scores},
+		{Key: "tokenizer.ggml.token_type", Value: c.Vocab.Types},
+		{Key: "tokenizer.ggml.bos_token_id", Value: uint32(c.Vocab.BOS)},
+		{Key: "tokenizer.ggml.eos_token_id", Value: uint32(c.Vocab.EOS)},
+		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(c.Vocab.UNK)},
+		{Key: "tokenizer.ggml.add_bos_token", Value: true},
+		{Key: "tokenizer.ggml.add_eos_token", Value: false},
+	}
+	if c.ChatTemplate != "" {
+		kvs = append(kvs, gguf.KV{Key: "tokenizer.chat_template", Value: c.ChatTemplate})
+	}
+	for _, kv := range kvs {
+		if err := w.Set(kv.Key, kv.Value); err != nil {
+			return fmt.Errorf("modelgen: %w", err)
+		}
+	}
+	for _, t := range c.tensors() {
+		std := float64(c.InitStd)
+		if std == 0 {
+			std = 1 / math.Sqrt(float64(t.shape[0]))
+		}
+		if err := w.AddTensorFunc(t.name, t.typ, t.shape, randomTensor(c.Seed, t, std)); err != nil {
+			return fmt.Errorf("modelgen: %w", err)
+		}
+	}
+	if err := w.WriteFile(path); err != nil {
+		return fmt.Errorf("modelgen: %w", err)
+	}
+	return nil
+}
+
+// chunkElems bounds the floats generated at once: a few MiB whatever the
+// tensor size.
+const chunkElems = 1 << 20
+
+// randomTensor returns a function writing t's data: ones for norms, zeros
+// for std < 0 (used for LoRA B), random values otherwise. Rows are generated
+// in order from a generator seeded by the tensor name.
+func randomTensor(seed uint64, t tensorSpec, std float64) func(io.Writer) error {
+	return func(out io.Writer) error {
+		row := int(t.shape[0])
+		rows := 1
+		for _, d := range t.shape[1:] {
+			rows *= int(d)
+		}
+		per := max(1, chunkElems/row) // whole rows per chunk, so blocks never straddle chunks
+		g := newNormal(seed, t.name)
+		buf := make([]float32, min(per, rows)*row)
+		for done := 0; done < rows; {
+			n := min(per, rows-done)
+			x := buf[:n*row]
+			switch {
+			case t.ones:
+				for i := range x {
+					x[i] = 1
+				}
+			case std < 0:
+				clear(x)
+			default:
+				g.fill(x, std)
+			}
+			b, err := gguf.Encode(t.typ, x)
+			if err != nil {
+				return err
+			}
+			if _, err := out.Write(b); err != nil {
+				return err
+			}
+			done += n
+		}
+		return nil
+	}
+}
