@@ -23,11 +23,11 @@ const (
 
 // partial is a step under construction with the source lines it came from.
 type partial struct {
-	step      Step
-	action    string // the action line's content, split at the end
-	has       [4]bool
-	last      field
-	lines     []string
+	step   Step
+	action string // the action line's content, split at the end
+	has    [4]bool
+	last   field
+	lines  []string
 }
 
 // Parse parses a FireAct trajectory body (the text after the question). It never

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenMigratesAndSetsPragmas(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != LatestSchemaVersion() || v < 1 {
+		t.Fatalf("schema version %d, want %d", v, LatestSchemaVersion())
+	}
+	var mode string
+	if err := s.DB().QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var fk int
+	if err := s.DB().QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+	// Foreign keys are enforced: an episode of a missing run is refused.
+	err = s.InsertEpisode(ctx, &Episode{RunID: 999, QuestionID: 999}, nil)
+	if err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+		t.Errorf("episode with dangling run: err = %v, want FOREIGN KEY failure", err)
+	}
+}
+
+func TestReopenKeepsDataAndVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "x.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.CreateRun(ctx, &Run{Kind: KindEval, Name: "keep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.RunByName(ctx, "keep")
+	if err != nil || r.ID != id {
+		t.Fatalf("after reopen: %+v, %v", r, err)
+	}
+	var n int
+	s.DB().QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n)
+	if n != LatestSchemaVersion() {
+		t.Errorf("%d migration rows after reopen, want %d (each applied once)", n, LatestSchemaVersion())
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "new.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at)
+		VALUES (?, 'future.sql', CURRENT_TIMESTAMP)`, LatestSchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, path)
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer schema: err = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func TestPathFromEnv(t *testing.T) {
+	t.Setenv(EnvPath, "")
+	if got := PathFromEnv(""); got != DefaultPath {
+		t.Errorf("default = %q", got)
+	}
+	t.Setenv(EnvPath, "/tmp/e.db")
+	if got := PathFromEnv(""); got != "/tmp/e.db" {
+		t.Errorf("env = %q", got)
+	}
+	if got := PathFromEnv("f.db"); got != "f.db" {
+		t.Errorf("flag = %q", got)
+	}
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// RunSummary aggregates a run's episodes.
+type RunSummary struct {
+	RunID           int64
+	Episodes        int            // all recorded episodes
+	ByStatus        map[string]int // episode count per status
+	EM              float64        // mean EM over finished episodes (done + unfinished)
+	F1              float64        // mean F1 over finished episodes
+	Reward          float64        // mean reward over finished episodes
+	MeanTurns       float64
+	PromptTokens    int64
+	GeneratedTokens int64
+	SecondsPerQ     float64 // mean episode latency in seconds
+	Cost            float64 // total cost
+}
+
+// Summary returns the run summary the CLI reports. Error episodes count in
+// ByStatus but not in the means: they are retried, not results.
+func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
+	sum := RunSummary{RunID: runID, ByStatus: map[string]int{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT status, count(*) FROM episodes WHERE run_id = ? GROUP BY status`, runID)
+	if err != nil {
+		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
+		}
+		sum.ByStatus[st] = n
+		sum.Episodes += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT coalesce(avg(em), 0), coalesce(avg(f1), 0), coalesce(avg(reward), 0),
+		coalesce(avg(turns), 0), coalesce(sum(prompt_tokens), 0), coalesce(sum(generated_tokens), 0),
+		coalesce(avg(latency_s), 0), coalesce(sum(cost), 0)
+		FROM episodes WHERE run_id = ? AND status != ?`, runID, EpisodeError).Scan(
+		&sum.EM, &sum.F1, &sum.Reward, &sum.MeanTurns, &sum.PromptTokens, &sum.GeneratedTokens,
+		&sum.SecondsPerQ, &sum.Cost)
+	if err != nil {
+		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
+	}
+	return sum, nil
+}
+
+// DiffRow compares two runs on one question. A side without an episode has
+// its Has flag false.
+type DiffRow struct {
+	Index            int
+	Question         string
+	Gold             string
+	HasA, HasB       bool
+	PredA, PredB     string
+	EMA, EMB         float64
+	F1A, F1B         float64
+	StatusA, StatusB string
+}
+
+// Diff returns the per-question comparison of runs a and b, over the questions
+// either run answered, matched by task, split and index (so runs recorded
+// against the same split compare even when one was imported), in index order.
+func (s *Store) Diff(ctx context.Context, a, b int64) ([]DiffRow, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		WITH ea AS (SELECT q.task, q.split, q.idx, q.text, q.gold, e.prediction, e.em, e.f1, e.status
+		            FROM episodes e JOIN questions q ON q.id = e.question_id WHERE e.run_id = ?),
+		     eb AS (SELECT q.task, q.split, q.idx, q.text, q.gold, e.prediction, e.em, e.f1, e.status
+		            FROM episodes e JOIN questions q ON q.id = e.question_id WHERE e.run_id = ?)
+		SELECT ea.idx, ea.text, ea.gold, 1, eb.idx IS NOT NULL, ea.prediction, coalesce(eb.prediction, ''),
+		       ea.em, coalesce(eb.em, 0), ea.f1, coalesce(eb.f1, 0), ea.status, coalesce(eb.status, '')
+		FROM ea LEFT JOIN eb ON eb.task = ea.task AND eb.split = ea.split AND eb.idx = ea.idx
+		UNION ALL
+		SELECT eb.idx, eb.text, eb.gold, 0, 1, '', eb.prediction, 0, eb.em, 0, eb.f1, '', eb.status
+		FROM eb WHERE NOT EXISTS (SELECT 1 FROM ea WHERE ea.task = eb.task AND ea.split = eb.split AND ea.idx = eb.idx)
+		ORDER BY 1`, a, b)
+	if err != nil {
+		return nil, fmt.Errorf("store: diff runs %d and %d: %w", a, b, err)
+	}
+	defer rows.Close()
+	var out []DiffRow
+	for rows.Next() {
+		var d DiffRow
+		if err := rows.Scan(&d.Index, &d.Question, &d.Gold, &d.HasA, &d.HasB, &d.PredA, &d.PredB,
+			&d.EMA, &d.EMB, &d.F1A, &d.F1B, &d.StatusA, &d.StatusB); err != nil {
+			return nil, fmt.Errorf("store: diff runs %d and %d: %w", a, b, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: diff runs %d and %d: %w", a, b, err)
+	}
+	return out, nil
+}
