@@ -26,6 +26,18 @@ const (
 	headerSize = 4 + 4 + 8 + 8
 )
 
+// Limits beyond gguf.cpp's own, so that a corrupt length in a large file
+// cannot make Read load gigabytes of tensor data as metadata. Real files are
+// far below them: the largest metadata arrays are tokenizer vocabularies and
+// merges (a few hundred thousand entries), the largest strings embedded
+// tokenizer JSON (a few MiB).
+const (
+	// MaxArrayLen is the maximum number of elements of a metadata array.
+	MaxArrayLen = 1 << 26
+	// MaxStringLen is the maximum length of a metadata string in bytes.
+	MaxStringLen = 1 << 28
+)
+
 // reader decodes little-endian GGUF fields while tracking the file position
 // and the bytes left, so every length can be checked before it is allocated.
 type reader struct {
@@ -94,6 +106,9 @@ func (r *reader) str(what string) (string, error) {
 	if n > uint64(r.remaining()) {
 		return "", r.errAt(at, "%s length %d exceeds the %d bytes left in the file", what, n, r.remaining())
 	}
+	if n > MaxStringLen {
+		return "", r.errAt(at, "%s length %d exceeds the limit of %d", what, n, MaxStringLen)
+	}
 	b, err := r.bytes(int64(n), what)
 	if err != nil {
 		return "", err
@@ -115,7 +130,7 @@ func (r *reader) str(what string) (string, error) {
 //   - tensor and key/value counts that the file size can back;
 //   - keys: non-empty (gguf.cpp asserts on empty keys), unique, valid value
 //     types, no arrays of arrays, every string and array length bounded by
-//     the bytes left before allocating;
+//     the bytes left before allocating, and by MaxStringLen/MaxArrayLen;
 //   - general.alignment: a scalar uint32 (gguf.cpp asserts otherwise) and a
 //     non-zero power of two;
 //   - keys llama.cpp reads without checking their type or length (see
@@ -147,12 +162,15 @@ func Read(path string) (*File, error) {
 		return nil, &Error{Path: path, Offset: -1, Msg: fmt.Sprintf("not a regular file (%s)", st.Mode().Type())}
 	}
 	// A large buffer matters: a 150k-token vocabulary is ~300k small reads.
-	r := &reader{path: path, r: bufio.NewReaderSize(fh, 1<<20), size: st.Size()}
-	f, err := r.parse()
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
+	return parse(path, bufio.NewReaderSize(fh, 1<<20), st.Size())
+}
+
+// parse reads a GGUF header of a file of the given size from rd; path is
+// only used in errors. Split from Read so the fuzz test can run without
+// touching the disk.
+func parse(path string, rd *bufio.Reader, size int64) (*File, error) {
+	r := &reader{path: path, r: rd, size: size}
+	return r.parse()
 }
 
 func (r *reader) parse() (*File, error) {
@@ -197,9 +215,12 @@ func (r *reader) parse() (*File, error) {
 		return nil, r.errAt(nat, "header claims %d tensors, but the %d bytes left can hold at most %d tensor descriptions", nTensors, r.remaining(), r.remaining()/minTensorInfoSize)
 	}
 
-	f.KVs = make([]KV, 0, nKV)
-	kvPos := make([]int64, 0, nKV)
-	seen := make(map[string]bool, nKV)
+	// Counts are bounded by the file size, but preallocating for a bogus
+	// count in a multi-gigabyte file would still cost gigabytes, so storage
+	// grows with the entries actually parsed.
+	f.KVs = make([]KV, 0, min(nKV, 1024))
+	kvPos := make([]int64, 0, min(nKV, 1024))
+	seen := make(map[string]bool, min(nKV, 1024))
 	for i := uint64(0); i < nKV; i++ {
 		at := r.pos
 		kv, err := r.kv(i, seen)
@@ -227,9 +248,9 @@ func (r *reader) parse() (*File, error) {
 		return nil, err
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nTensors)
-	offPos := make([]int64, 0, nTensors)
-	names := make(map[string]bool, nTensors)
+	f.Tensors = make([]TensorInfo, 0, min(nTensors, 4096))
+	offPos := make([]int64, 0, min(nTensors, 4096))
+	names := make(map[string]bool, min(nTensors, 4096))
 	for i := uint64(0); i < nTensors; i++ {
 		t, at, err := r.tensorInfo(i, names)
 		if err != nil {
@@ -416,6 +437,9 @@ func (r *reader) kv(i uint64, seen map[string]bool) (KV, error) {
 	if n > uint64(r.remaining()/elem) {
 		return KV{}, r.errAt(nat, "key %q claims %d array elements of type %s, more than the %d bytes left can hold", key, n, evt, r.remaining())
 	}
+	if n > MaxArrayLen {
+		return KV{}, r.errAt(nat, "key %q has %d array elements, more than the limit of %d", key, n, MaxArrayLen)
+	}
 	v, err := r.array(evt, int(n), key)
 	if err != nil {
 		return KV{}, err
@@ -471,12 +495,15 @@ func decodeScalar(vt ValueType, b []byte) any {
 func (r *reader) array(vt ValueType, n int, key string) (any, error) {
 	what := fmt.Sprintf("array value of key %q", key)
 	if vt == ValueString {
-		s := make([]string, n)
-		for i := range s {
-			var err error
-			if s[i], err = r.str(fmt.Sprintf("element %d of key %q", i, key)); err != nil {
+		// Grown by append: n is only bounded by the bytes left, and 16-byte
+		// string headers for a bogus n could cost twice the file size.
+		s := make([]string, 0, min(n, 1<<16))
+		for i := 0; i < n; i++ {
+			e, err := r.str(fmt.Sprintf("element %d of key %q", i, key))
+			if err != nil {
 				return nil, err
 			}
+			s = append(s, e)
 		}
 		return s, nil
 	}
