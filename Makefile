@@ -1,0 +1,78 @@
+# fireact build. llama.cpp + ggml are compiled by cgo from the ollama Go module
+# (pinned in go.mod); see third_party/llamacpp.go.
+#
+#   make demo    build bin/fireact and run the main job on the embedded default (offline)
+#   make test    run the whole test suite (what .ci/run runs)
+#   make bench   run the benchmarks
+#   make env     print the exports that let plain `go test ./...` work in a shell:
+#                eval "$$(make -s env)"
+#   make cuda    build ggml's CUDA backend (needs nvcc + cmake; never needed by tests)
+
+SHELL := /bin/bash
+GO    ?= go
+
+# CPU code generation. Measured (design/lora-training.md §4.1): the default cgo flags
+# (-O2, no AVX) run llama.cpp about 4x slower than -O3 -march=native. MARCH=native is
+# right for a binary that runs where it was built (dev machines, CI). For a binary
+# that must run on other x86-64 machines use a portable level, e.g.
+#   make build MARCH=x86-64-v3     (AVX2 + FMA + F16C: Haswell and later)
+# Changing MARCH (or any CGO_*FLAGS) invalidates the cgo cache: the next build
+# recompiles llama.cpp (~7 minutes on 2 cores).
+MARCH ?= native
+OPT   ?= -O3
+# ggml-cpu.cpp references the AMX buffer type whenever the compiler targets AMX, but
+# the cgo package does not compile ggml's amx/ sources, so the link would fail on
+# AMX machines (Sapphire Rapids and later) with -march=native. Keep AMX off.
+ifeq ($(shell uname -m),x86_64)
+ARCH_FLAGS := -march=$(MARCH) -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+else
+ARCH_FLAGS := -mcpu=$(MARCH)
+endif
+
+OLLAMA_DIR = $(shell $(GO) mod download github.com/ollama/ollama >/dev/null 2>&1; $(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama)
+
+CGO_ENV = CGO_ENABLED=1 \
+  CGO_CFLAGS="$(OPT) $(ARCH_FLAGS)" \
+  CGO_CXXFLAGS="$(OPT) $(ARCH_FLAGS)" \
+  CGO_CPPFLAGS="-I$(OLLAMA_DIR)/llama/llama.cpp/include -I$(OLLAMA_DIR)/llama/llama.cpp/src -I$(OLLAMA_DIR)/ml/backend/ggml/ggml/include"
+
+# sqlite_fts5 turns on FTS5 in github.com/mattn/go-sqlite3.
+TAGS ?= sqlite_fts5
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+TEST_TIMEOUT ?= 40m
+BENCH ?= .
+
+.PHONY: all build test bench demo env cuda deps clean
+
+all: build
+
+build:
+	$(CGO_ENV) $(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/fireact ./cmd/fireact
+
+test: deps
+	$(CGO_ENV) $(GO) vet -tags '$(TAGS)' ./...
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -timeout $(TEST_TIMEOUT) ./...
+
+bench:
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m ./...
+
+demo: build
+	./bin/fireact demo
+
+env:
+	@echo 'export $(subst ",\",$(CGO_ENV)) GOFLAGS="-tags=$(TAGS)"' | sed 's/\\"/"/g'
+
+# System packages the tests need (Debian). Installed by the project, never by hand.
+DEB_PKGS ?=
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf bin build

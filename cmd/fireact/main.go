@@ -1,0 +1,54 @@
+// Command fireact generates agent trajectories with a teacher model, stores them in
+// SQLite, fine-tunes LoRA adapters for small GGUF models on them, and evaluates and
+// serves the fine-tuned agents. Run `fireact help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at link time by the Makefile (-X main.version=...).
+var version = "dev"
+
+func main() {
+	// The first Ctrl-C cancels the context so that runs stop cleanly and keep what
+	// they recorded; a second one kills the process the default way.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	err := newApp().RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) && exit.ExitCode() == 0 {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "fireact:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "fireact",
+		Usage:                "fine-tune small local LLMs into tool-using agents (FireAct)",
+		Version:              version,
+		EnableBashCompletion: true,
+		HideHelpCommand:      false,
+		// Commands are defined one per file; keep this list sorted by name.
+		Commands: []*cli.Command{
+			completeCommand(),
+			infoCommand(),
+			perplexityCommand(),
+		},
+	}
+}

@@ -1,0 +1,782 @@
+package llama
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// EngineOptions configure a generation engine.
+type EngineOptions struct {
+	// Context configures the engine's single context. NSeqMax is the number of
+	// sequences decoded together (default 8); KVUnified is always on so that
+	// sequences can share prompt-prefix cells. NCtx is the total number of KV cells
+	// shared by all sequences (default 4096, at most what the model was trained
+	// for per sequence is sensible).
+	Context ContextOptions
+	// NoPrefixReuse turns off shared-prefix reuse: every prompt is decoded in full.
+	// Only useful as a baseline for benchmarks and tests.
+	NoPrefixReuse bool
+	// MinSharedPrefix is the shortest common prefix (in tokens) worth waiting for:
+	// a request whose prompt shares at least this many tokens with a prompt that is
+	// still being decoded waits for it and then reuses its cells (default 16).
+	MinSharedPrefix int
+}
+
+// AdapterScale is an adapter and the scale to apply it with.
+type AdapterScale struct {
+	Adapter *Adapter
+	Scale   float32
+}
+
+// Request is one generation.
+type Request struct {
+	// Prompt is tokenized with the model's special tokens (BOS) added, unless Tokens
+	// is set, which is then used as is.
+	Prompt string
+	Tokens []Token
+	// ParseSpecial makes special-token text in Prompt (e.g. "<|im_end|>") tokenize
+	// as special tokens. Off by default: prompts may hold untrusted text.
+	ParseSpecial bool
+	// MaxTokens bounds the generated tokens (0: until end of generation or the
+	// context is full).
+	MaxTokens int
+	Sampling  SamplingOptions
+	// Stop strings end generation; the text returned stops before the first match.
+	Stop []string
+	// IgnoreEOS keeps generating past end-of-generation tokens.
+	IgnoreEOS bool
+	// Adapters applied to this request. Requests with different adapter sets are
+	// served concurrently, each set in its own decode call per step.
+	Adapters []AdapterScale
+	// OnText, when set, receives the generated text as it becomes final (never text
+	// that could still turn out to be part of a stop string, never half a UTF-8
+	// character). It runs on the caller's goroutine; an error from it cancels the
+	// request and is returned by Generate.
+	OnText func(text string) error
+}
+
+// Finish reasons.
+const (
+	FinishStop   = "stop"   // end-of-generation token or a stop string
+	FinishLength = "length" // MaxTokens reached or the context is full
+)
+
+// Result is a finished generation.
+type Result struct {
+	Text         string
+	Tokens       []Token // generated tokens
+	FinishReason string  // FinishStop or FinishLength
+	StopString   string  // the stop string that matched, if any
+	PromptTokens int     // tokens in the prompt
+	CachedTokens int     // prompt tokens reused from the KV cache, not decoded again
+	// PromptTime is from admission to the first generated token; GenTime the rest.
+	PromptTime time.Duration
+	GenTime    time.Duration
+}
+
+// EngineStats are cumulative counters of an engine.
+type EngineStats struct {
+	Requests        int64 // finished requests
+	PromptTokens    int64 // prompt tokens submitted
+	PromptDecoded   int64 // prompt tokens actually decoded
+	PromptReused    int64 // prompt tokens served from shared or cached KV cells
+	GeneratedTokens int64
+	Decodes         int64 // llama_decode calls
+}
+
+// ErrContextFull is returned for a request that could not be given KV cells even
+// after every idle cache was evicted.
+var ErrContextFull = errors.New("llama: engine: KV cache full; lower the concurrency or raise NCtx")
+
+// Engine is a batched generation engine: many concurrent requests share one
+// context, and each decode step advances every active sequence (continuous
+// batching). Prompt prefixes already in the KV cache (from a request in flight or a
+// finished one) are shared instead of decoded again. Safe for concurrent use.
+type Engine struct {
+	m    *Model
+	ctx  *Context
+	opts EngineOptions
+
+	submit chan *job
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	stats struct {
+		requests, promptTokens, promptDecoded, promptReused, generated, decodes atomic.Int64
+	}
+}
+
+// NewEngine creates an engine with its own context on m.
+func NewEngine(m *Model, opts EngineOptions) (*Engine, error) {
+	co := opts.Context
+	if co.NSeqMax == 0 {
+		co.NSeqMax = 8
+	}
+	if co.NCtx == 0 {
+		co.NCtx = 4096
+	}
+	co.KVUnified = true
+	if opts.MinSharedPrefix <= 0 {
+		opts.MinSharedPrefix = 16
+	}
+	ctx, err := m.NewContext(co)
+	if err != nil {
+		return nil, fmt.Errorf("llama: new engine: %w", err)
+	}
+	opts.Context = co
+	e := &Engine{
+		m:      m,
+		ctx:    ctx,
+		opts:   opts,
+		submit: make(chan *job),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go e.run()
+	return e, nil
+}
+
+// Model returns the engine's model.
+func (e *Engine) Model() *Model { return e.m }
+
+// ContextOptions returns the options the engine's context was created with.
+func (e *Engine) ContextOptions() ContextOptions { return e.opts.Context }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() EngineStats {
+	return EngineStats{
+		Requests:        e.stats.requests.Load(),
+		PromptTokens:    e.stats.promptTokens.Load(),
+		PromptDecoded:   e.stats.promptDecoded.Load(),
+		PromptReused:    e.stats.promptReused.Load(),
+		GeneratedTokens: e.stats.generated.Load(),
+		Decodes:         e.stats.decodes.Load(),
+	}
+}
+
+// Close stops the engine: requests in flight fail with ErrClosed. The model stays open.
+func (e *Engine) Close() error {
+	e.once.Do(func() {
+		close(e.quit)
+		<-e.done
+		e.ctx.Close()
+	})
+	return nil
+}
+
+// job is a request inside the engine.
+type job struct {
+	ctx        context.Context
+	req        *Request
+	prompt     []Token
+	adapterKey string
+	smp        *sampler
+	admitted   time.Time
+
+	mu      sync.Mutex
+	text    []string // text ready for OnText, not yet delivered
+	notify  chan struct{}
+	result  *Result
+	err     error
+	done    chan struct{}
+	doneSet bool
+}
+
+func (j *job) push(s string) {
+	if s == "" || j.req.OnText == nil {
+		return
+	}
+	j.mu.Lock()
+	j.text = append(j.text, s)
+	j.mu.Unlock()
+	select {
+	case j.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (j *job) finish(r *Result, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.doneSet {
+		return
+	}
+	j.doneSet = true
+	j.result, j.err = r, err
+	j.smp.free()
+	close(j.done)
+}
+
+// Generate runs one request to completion. It is safe to call from many goroutines
+// at once; that is what lets the engine batch.
+func (e *Engine) Generate(ctx context.Context, req Request) (*Result, error) {
+	prompt := req.Tokens
+	if prompt == nil {
+		var err error
+		prompt, err = e.m.Tokenize(req.Prompt, TokenizeOptions{AddSpecial: true, ParseSpecial: req.ParseSpecial})
+		if err != nil {
+			return nil, fmt.Errorf("llama: generate: %w", err)
+		}
+	}
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("llama: generate: empty prompt")
+	}
+	if len(prompt) >= e.ctx.NCtx() {
+		return nil, fmt.Errorf("llama: generate: prompt of %d tokens does not fit the context (%d)", len(prompt), e.ctx.NCtx())
+	}
+	for _, a := range req.Adapters {
+		if a.Adapter == nil {
+			return nil, fmt.Errorf("llama: generate: nil adapter")
+		}
+		if _, err := a.Adapter.handle(e.m); err != nil {
+			return nil, fmt.Errorf("llama: generate: %w", err)
+		}
+	}
+	smp, err := e.m.newSampler(req.Sampling)
+	if err != nil {
+		return nil, fmt.Errorf("llama: generate: %w", err)
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	j := &job{
+		ctx:        jctx,
+		req:        &req,
+		prompt:     prompt,
+		adapterKey: adapterKey(req.Adapters),
+		smp:        smp,
+		notify:     make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	select {
+	case e.submit <- j:
+	case <-e.quit:
+		smp.free()
+		return nil, ErrClosed
+	case <-ctx.Done():
+		smp.free()
+		return nil, ctx.Err()
+	}
+	var cbErr error
+	deliver := func() {
+		j.mu.Lock()
+		pending := j.text
+		j.text = nil
+		j.mu.Unlock()
+		for _, s := range pending {
+			if cbErr == nil {
+				if err := req.OnText(s); err != nil {
+					cbErr = err
+					cancel()
+				}
+			}
+		}
+	}
+	for {
+		select {
+		case <-j.notify:
+			deliver()
+			continue
+		case <-j.done:
+		}
+		break
+	}
+	deliver()
+	if cbErr != nil {
+		return j.result, cbErr
+	}
+	return j.result, j.err
+}
+
+func adapterKey(as []AdapterScale) string {
+	if len(as) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(as))
+	for _, a := range as {
+		parts = append(parts, fmt.Sprintf("%p@%s", a.Adapter, strconv.FormatFloat(float64(a.Scale), 'g', -1, 32)))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// slot is one sequence of the context.
+type slot struct {
+	id  int
+	job *job // nil when idle
+	// kv lists the tokens whose KV cells this sequence holds, positions 0..len-1.
+	// An idle slot keeps its cells so a later prompt with the same prefix (the next
+	// agent turn, a shared few-shot prompt) can reuse them.
+	kv         []Token
+	adapterKey string
+	pending    []Token // prompt tokens still to decode
+	next       Token   // sampled token to decode in the next step (generation phase)
+	hasNext    bool
+	lastUse    int64
+	out        []byte // generated bytes
+	emitted    int    // bytes of out already handed to OnText
+	firstTok   time.Time
+	cached     int
+	generated  []Token
+	maxStopLen int
+}
+
+func (s *slot) active() bool { return s.job != nil }
+
+// run is the scheduler: the only goroutine that touches the context.
+func (e *Engine) run() {
+	defer close(e.done)
+	slots := make([]*slot, e.ctx.NSeqMax())
+	for i := range slots {
+		slots[i] = &slot{id: i}
+	}
+	var queue []*job
+	var tick int64
+	curAdapters := ""
+	batch := &Batch{}
+
+	failAll := func(err error) {
+		for _, s := range slots {
+			if s.job != nil {
+				s.job.finish(nil, err)
+				s.job = nil
+			}
+		}
+		for _, j := range queue {
+			j.finish(nil, err)
+		}
+		queue = nil
+	}
+
+	for {
+		tick++
+		nActive := 0
+		for _, s := range slots {
+			if s.active() {
+				nActive++
+			}
+		}
+		// Wait for work when idle; otherwise pick up new requests without blocking.
+		if nActive == 0 && len(queue) == 0 {
+			select {
+			case j := <-e.submit:
+				queue = append(queue, j)
+			case <-e.quit:
+				failAll(ErrClosed)
+				return
+			}
+		}
+	drain:
+		for {
+			select {
+			case j := <-e.submit:
+				queue = append(queue, j)
+			case <-e.quit:
+				failAll(ErrClosed)
+				return
+			default:
+				break drain
+			}
+		}
+
+		// Cancelled requests leave first, queued or active.
+		kept := queue[:0]
+		for _, j := range queue {
+			if err := j.ctx.Err(); err != nil {
+				j.finish(nil, err)
+				continue
+			}
+			kept = append(kept, j)
+		}
+		queue = kept
+		for _, s := range slots {
+			if s.active() {
+				if err := s.job.ctx.Err(); err != nil {
+					e.release(s, nil, err)
+				}
+			}
+		}
+
+		queue = e.admit(slots, queue, tick)
+
+		// One decode per adapter set per step.
+		groups := map[string][]*slot{}
+		var order []string
+		for _, s := range slots {
+			if !s.active() || (!s.hasNext && len(s.pending) == 0) {
+				continue
+			}
+			if _, ok := groups[s.adapterKey]; !ok {
+				order = append(order, s.adapterKey)
+			}
+			groups[s.adapterKey] = append(groups[s.adapterKey], s)
+		}
+		sort.Strings(order)
+		for _, key := range order {
+			group := groups[key]
+			if key != curAdapters {
+				if err := e.applyAdapters(group[0].job.req.Adapters); err != nil {
+					for _, s := range group {
+						e.release(s, nil, err)
+					}
+					curAdapters = "\x00invalid"
+					continue
+				}
+				curAdapters = key
+			}
+			e.step(slots, group, batch, tick)
+		}
+	}
+}
+
+// admit moves queued jobs into idle slots, reusing cached prefixes.
+func (e *Engine) admit(slots []*slot, queue []*job, tick int64) []*job {
+	var waiting []*job
+	for qi, j := range queue {
+		var free []*slot
+		for _, s := range slots {
+			if !s.active() {
+				free = append(free, s)
+			}
+		}
+		if len(free) == 0 {
+			return append(waiting, queue[qi:]...)
+		}
+		// Best source of reusable cells: the longest common prefix with what any
+		// sequence of the same adapter set holds now, and with what it will hold once
+		// its pending prompt is decoded.
+		var src *slot
+		best, bestFuture := 0, 0
+		if !e.opts.NoPrefixReuse {
+			for _, s := range slots {
+				if s.adapterKey != j.adapterKey {
+					continue
+				}
+				if n := commonPrefix(s.kv, j.prompt); n > best || (n == best && src != nil && !s.active() && src.active()) {
+					best, src = n, s
+				}
+				if s.active() && len(s.pending) > 0 {
+					n := commonPrefix(s.kv, j.prompt)
+					if n == len(s.kv) {
+						n += commonPrefix(s.pending, j.prompt[n:])
+					}
+					bestFuture = max(bestFuture, n)
+				}
+			}
+		}
+		if bestFuture >= best+e.opts.MinSharedPrefix {
+			// A sequence in flight is decoding this prefix right now: wait one step
+			// and share its cells instead of decoding the same tokens twice.
+			waiting = append(waiting, j)
+			continue
+		}
+		// Target: the source itself when it is idle, else the idle slot whose cache
+		// is least useful (shortest, then least recently used).
+		var t *slot
+		if src != nil && !src.active() {
+			t = src
+		} else {
+			sort.Slice(free, func(a, b int) bool {
+				if len(free[a].kv) != len(free[b].kv) {
+					return len(free[a].kv) < len(free[b].kv)
+				}
+				return free[a].lastUse < free[b].lastUse
+			})
+			t = free[0]
+		}
+		reuse := best
+		if reuse >= len(j.prompt) {
+			reuse = len(j.prompt) - 1 // the last prompt token must be decoded for logits
+		}
+		if t == src {
+			e.ctx.SeqRemove(t.id, reuse, -1)
+			t.kv = t.kv[:reuse]
+		} else {
+			e.ctx.SeqRemove(t.id, -1, -1)
+			t.kv = t.kv[:0]
+			if reuse > 0 {
+				e.ctx.SeqCopy(src.id, t.id, 0, reuse)
+				t.kv = append(t.kv, j.prompt[:reuse]...)
+			}
+		}
+		t.job = j
+		t.adapterKey = j.adapterKey
+		t.pending = j.prompt[reuse:]
+		t.hasNext = false
+		t.out = t.out[:0]
+		t.emitted = 0
+		t.cached = reuse
+		t.generated = nil
+		t.lastUse = tick
+		t.maxStopLen = 0
+		for _, st := range j.req.Stop {
+			t.maxStopLen = max(t.maxStopLen, len(st))
+		}
+		j.admitted = time.Now()
+		e.stats.promptTokens.Add(int64(len(j.prompt)))
+		e.stats.promptReused.Add(int64(reuse))
+	}
+	return waiting
+}
+
+func commonPrefix(a, b []Token) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+func (e *Engine) applyAdapters(as []AdapterScale) error {
+	if err := e.ctx.ClearAdapters(); err != nil {
+		return err
+	}
+	for _, a := range as {
+		if err := e.ctx.SetAdapter(a.Adapter, a.Scale); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step decodes one batch for a group of slots sharing an adapter set, then samples.
+func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
+	type row struct {
+		s   *slot
+		idx int
+	}
+	for attempt := 0; ; attempt++ {
+		batch.Reset()
+		var rows []row
+		var fed []struct {
+			s *slot
+			n int
+		}
+		nb := e.ctx.NBatch()
+		// Generation tokens first: a long prompt must not stall sequences already
+		// producing text.
+		for _, s := range group {
+			if s.hasNext && batch.Len() < nb {
+				batch.Add(s.next, len(s.kv), s.id, true)
+				rows = append(rows, row{s, batch.Len() - 1})
+				fed = append(fed, struct {
+					s *slot
+					n int
+				}{s, 1})
+			}
+		}
+		for _, s := range group {
+			if len(s.pending) == 0 || batch.Len() >= nb {
+				continue
+			}
+			n := min(len(s.pending), nb-batch.Len())
+			for i := 0; i < n; i++ {
+				last := i == n-1 && n == len(s.pending)
+				batch.Add(s.pending[i], len(s.kv)+i, s.id, last)
+				if last {
+					rows = append(rows, row{s, batch.Len() - 1})
+				}
+			}
+			fed = append(fed, struct {
+				s *slot
+				n int
+			}{s, n})
+		}
+		if batch.Len() == 0 {
+			return
+		}
+		err := e.ctx.Decode(batch)
+		e.stats.decodes.Add(1)
+		if errors.Is(err, ErrNoKVSlot) {
+			// Free the cells of idle sequences first; if that is not enough, give up
+			// on the most recently admitted request of this group.
+			if e.evictIdle(slots) && attempt == 0 {
+				continue
+			}
+			victim := group[0]
+			for _, s := range group {
+				if s.job.admitted.After(victim.job.admitted) {
+					victim = s
+				}
+			}
+			e.release(victim, nil, ErrContextFull)
+			e.ctx.SeqRemove(victim.id, -1, -1)
+			victim.kv = victim.kv[:0]
+			var rest []*slot
+			for _, s := range group {
+				if s != victim {
+					rest = append(rest, s)
+				}
+			}
+			if len(rest) == 0 {
+				return
+			}
+			group = rest
+			continue
+		}
+		if err != nil {
+			for _, s := range group {
+				e.release(s, nil, err)
+			}
+			return
+		}
+		for _, f := range fed {
+			s := f.s
+			if s.hasNext && f.n == 1 && len(s.pending) == 0 {
+				s.kv = append(s.kv, s.next)
+				s.hasNext = false
+			} else {
+				s.kv = append(s.kv, s.pending[:f.n]...)
+				s.pending = s.pending[f.n:]
+				e.stats.promptDecoded.Add(int64(f.n))
+			}
+			s.lastUse = tick
+		}
+		for _, r := range rows {
+			e.afterLogits(r.s, r.idx)
+		}
+		return
+	}
+}
+
+// evictIdle drops the cached cells of idle sequences; it reports whether any were freed.
+func (e *Engine) evictIdle(slots []*slot) bool {
+	freed := false
+	for _, s := range slots {
+		if !s.active() && len(s.kv) > 0 {
+			e.ctx.SeqRemove(s.id, -1, -1)
+			s.kv = s.kv[:0]
+			freed = true
+		}
+	}
+	return freed
+}
+
+// afterLogits samples the next token of s from batch row idx and checks for the end.
+func (e *Engine) afterLogits(s *slot, idx int) {
+	j := s.job
+	tok, err := j.smp.sample(e.ctx, idx)
+	if err != nil {
+		e.release(s, nil, err)
+		return
+	}
+	if len(s.generated) == 0 {
+		s.firstTok = time.Now()
+	}
+	e.stats.generated.Add(1)
+	if !j.req.IgnoreEOS && e.m.IsEOG(tok) {
+		e.release(s, &Result{FinishReason: FinishStop}, nil)
+		return
+	}
+	s.generated = append(s.generated, tok)
+	s.out = append(s.out, e.m.TokenPiece(tok, false)...)
+	if stop, at := findStop(s.out, j.req.Stop, s.emitted); stop != "" {
+		s.out = s.out[:at]
+		e.release(s, &Result{FinishReason: FinishStop, StopString: stop}, nil)
+		return
+	}
+	if (j.req.MaxTokens > 0 && len(s.generated) >= j.req.MaxTokens) || len(s.kv)+1 >= e.ctx.NCtx() {
+		e.release(s, &Result{FinishReason: FinishLength}, nil)
+		return
+	}
+	// Hand over text that can no longer be part of a stop string.
+	safe := len(s.out) - holdBack(s.out, j.req.Stop)
+	safe = utf8Boundary(s.out, safe)
+	if safe > s.emitted {
+		j.push(string(s.out[s.emitted:safe]))
+		s.emitted = safe
+	}
+	s.next, s.hasNext = tok, true
+}
+
+// release finishes the job of s (with a result or an error) and makes s idle.
+func (e *Engine) release(s *slot, r *Result, err error) {
+	j := s.job
+	if j == nil {
+		return
+	}
+	s.job = nil
+	s.pending = nil
+	s.hasNext = false
+	if err != nil {
+		j.finish(nil, err)
+		return
+	}
+	text := s.out
+	if rest := text[min(s.emitted, len(text)):]; len(rest) > 0 {
+		j.push(string(rest))
+	}
+	r.Text = string(bytes.ToValidUTF8(text, []byte("\uFFFD")))
+	r.Tokens = s.generated
+	r.PromptTokens = len(j.prompt)
+	r.CachedTokens = s.cached
+	now := time.Now()
+	if s.firstTok.IsZero() || s.firstTok.Before(j.admitted) {
+		r.PromptTime = now.Sub(j.admitted)
+	} else {
+		r.PromptTime = s.firstTok.Sub(j.admitted)
+		r.GenTime = now.Sub(s.firstTok)
+	}
+	s.firstTok = time.Time{}
+	e.stats.requests.Add(1)
+	j.finish(r, nil)
+}
+
+// findStop returns the earliest stop string in out that ends after byte from-1
+// (earlier text was already checked) and its start offset.
+func findStop(out []byte, stops []string, from int) (string, int) {
+	best, at := "", -1
+	for _, st := range stops {
+		if st == "" {
+			continue
+		}
+		start := max(0, from-len(st)+1)
+		if i := bytes.Index(out[start:], []byte(st)); i >= 0 && (at < 0 || start+i < at) {
+			best, at = st, start+i
+		}
+	}
+	return best, at
+}
+
+// holdBack is the length of the longest suffix of out that is a proper prefix of a
+// stop string: those bytes may still become a stop match.
+func holdBack(out []byte, stops []string) int {
+	h := 0
+	for _, st := range stops {
+		for n := min(len(st)-1, len(out)); n > h; n-- {
+			if bytes.HasSuffix(out, []byte(st[:n])) {
+				h = n
+				break
+			}
+		}
+	}
+	return h
+}
+
+// utf8Boundary moves n back so that out[:n] does not end inside a UTF-8 sequence.
+func utf8Boundary(out []byte, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	for back := 0; back < utf8.UTFMax && n-back > 0; back++ {
+		i := n - back - 1
+		if utf8.RuneStart(out[i]) {
+			if r, size := utf8.DecodeRune(out[i:n]); r == utf8.RuneError && size <= 1 && !utf8.FullRune(out[i:n]) {
+				return i
+			}
+			return n
+		}
+	}
+	return n
+}

@@ -1,0 +1,288 @@
+package llama
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// stories260K is a real pretrained tiny llama (TinyStories, SPM vocab of 512).
+const storiesPath = "../../shared/data/models/stories260K.gguf"
+
+// storiesGreedy is the greedy continuation recorded in ../shared/data/README.md.
+const storiesGreedy = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily"
+
+func loadStories(t testing.TB) *Model {
+	t.Helper()
+	if _, err := os.Stat(storiesPath); err != nil {
+		t.Fatalf("stories260K model missing (../shared must sit beside the checkout): %v", err)
+	}
+	m, err := LoadModel(storiesPath, ModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestStoriesInfo(t *testing.T) {
+	m := loadStories(t)
+	info := m.Info()
+	if info.Arch != "llama" || info.NVocab != 512 || info.NLayer != 5 || info.NEmbd != 64 || info.NHead != 8 || info.NHeadKV != 4 {
+		t.Fatalf("unexpected metadata: %+v", info)
+	}
+	if info.BOS != 1 || info.EOS != 2 || info.VocabType != "spm" {
+		t.Fatalf("unexpected special tokens: %+v", info)
+	}
+	if v, ok := m.Meta("general.architecture"); !ok || v != "llama" {
+		t.Fatalf("Meta(general.architecture) = %q, %v", v, ok)
+	}
+}
+
+func TestStoriesTokenizeRoundTrip(t *testing.T) {
+	m := loadStories(t)
+	for _, text := range []string{
+		"Once upon a time, there was a little girl named Lily.",
+		"She said: \"Hello!\"\nThen   she ran away... 42 times.",
+		"ünïcödé ☃ text falls back to bytes",
+	} {
+		toks, err := m.Tokenize(text, TokenizeOptions{AddSpecial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if toks[0] != m.Info().BOS {
+			t.Fatalf("first token %d, want BOS", toks[0])
+		}
+		plain, err := m.Tokenize(text, TokenizeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalTokens(plain, toks[1:]) {
+			t.Fatalf("tokens without BOS %v differ from %v", plain, toks[1:])
+		}
+		got, err := m.Detokenize(plain, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != text {
+			t.Fatalf("round trip:\n got %q\nwant %q", got, text)
+		}
+		var pieces []byte
+		for _, tk := range toks[1:] {
+			pieces = append(pieces, m.TokenPiece(tk, false)...)
+		}
+		if strings.TrimPrefix(string(pieces), " ") != text {
+			t.Fatalf("pieces joined = %q, want %q", pieces, text)
+		}
+	}
+}
+
+func greedy(t testing.TB, e *Engine, prompt string, n int) *Result {
+	t.Helper()
+	r, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: n, IgnoreEOS: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestStoriesGreedyContinuation(t *testing.T) {
+	m := loadStories(t)
+	e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	prompt := "Once upon a time"
+	want := strings.TrimPrefix(storiesGreedy, prompt)
+	var streamed strings.Builder
+	r, err := e.Generate(context.Background(), Request{
+		Prompt: prompt, MaxTokens: 200, Stop: []string{"\nLily"},
+		OnText: func(s string) error { streamed.WriteString(s); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText := strings.TrimSuffix(want, "\nLily")
+	if r.Text != wantText {
+		t.Fatalf("greedy continuation:\n got %q\nwant %q", r.Text, wantText)
+	}
+	if r.FinishReason != FinishStop || r.StopString != "\nLily" {
+		t.Fatalf("finish = %q stop %q", r.FinishReason, r.StopString)
+	}
+	if streamed.String() != r.Text {
+		t.Fatalf("streamed text %q differs from result %q", streamed.String(), r.Text)
+	}
+}
+
+func TestStoriesPerplexity(t *testing.T) {
+	m := loadStories(t)
+	c, err := m.NewContext(ContextOptions{NCtx: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	text := "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball."
+	r, err := c.Perplexity(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Perplexity >= 10 {
+		t.Fatalf("perplexity of a TinyStories paragraph = %.2f, want < 10", r.Perplexity)
+	}
+	words := strings.Fields(text)
+	rng := rand.New(rand.NewPCG(1, 2))
+	rng.Shuffle(len(words), func(i, j int) { words[i], words[j] = words[j], words[i] })
+	rs, err := c.Perplexity(strings.Join(words, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Perplexity < 3*r.Perplexity {
+		t.Fatalf("shuffled perplexity %.2f is not much higher than %.2f", rs.Perplexity, r.Perplexity)
+	}
+	t.Logf("perplexity %.3f, shuffled %.3f", r.Perplexity, rs.Perplexity)
+}
+
+func TestEngineBatchedEqualsSequential(t *testing.T) {
+	m := loadStories(t)
+	prompts := []string{
+		"Once upon a time", "One day, a little boy", "The cat sat on", "Lily and Tom went",
+		"There was a big dog", "Mom said", "The sun was hot and", "A bird flew",
+	}
+	seq, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]*Result, len(prompts))
+	for i, p := range prompts {
+		want[i] = greedy(t, seq, p, 48)
+	}
+	seq.Close()
+
+	par, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 2048, NSeqMax: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer par.Close()
+	got := make([]*Result, len(prompts))
+	var wg sync.WaitGroup
+	for i, p := range prompts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = greedy(t, par, p, 48)
+		}()
+	}
+	wg.Wait()
+	for i := range prompts {
+		if !equalTokens(got[i].Tokens, want[i].Tokens) {
+			t.Errorf("prompt %q: batched tokens differ:\n got %v\nwant %v", prompts[i], got[i].Tokens, want[i].Tokens)
+		}
+	}
+	if st := par.Stats(); st.Decodes >= int64(len(prompts))*48 {
+		t.Errorf("%d decodes for %d sequences x 48 tokens: not batched", st.Decodes, len(prompts))
+	}
+}
+
+func equalTokens(a, b []Token) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEngineSharedPrefix(t *testing.T) {
+	m := loadStories(t)
+	prefix := strings.Repeat("Once upon a time, there was a little girl named Lily. She loved to play outside. ", 3)
+	suffixes := []string{"One day", "The dog", "Her mom", "Tom said", "The ball", "It was", "They ran", "Lily saw"}
+
+	run := func(noReuse bool) ([]*Result, EngineStats) {
+		e, err := NewEngine(m, EngineOptions{NoPrefixReuse: noReuse, Context: ContextOptions{NCtx: 4096, NSeqMax: 8}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		res := make([]*Result, len(suffixes))
+		var wg sync.WaitGroup
+		for i, s := range suffixes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = greedy(t, e, prefix+s, 24)
+			}()
+		}
+		wg.Wait()
+		return res, e.Stats()
+	}
+	plain, plainStats := run(true)
+	shared, sharedStats := run(false)
+	for i := range suffixes {
+		if !equalTokens(plain[i].Tokens, shared[i].Tokens) {
+			t.Errorf("suffix %q: output with prefix reuse differs", suffixes[i])
+		}
+	}
+	if plainStats.PromptTokens != sharedStats.PromptTokens {
+		t.Fatalf("prompt token totals differ: %d vs %d", plainStats.PromptTokens, sharedStats.PromptTokens)
+	}
+	if plainStats.PromptDecoded != plainStats.PromptTokens {
+		t.Fatalf("without reuse decoded %d of %d prompt tokens", plainStats.PromptDecoded, plainStats.PromptTokens)
+	}
+	prefixToks, _ := m.Tokenize(prefix, TokenizeOptions{AddSpecial: true})
+	// The prefix is decoded once; the other 7 sequences share its cells.
+	maxDecoded := plainStats.PromptTokens - int64(len(suffixes)-1)*int64(len(prefixToks)-2)
+	if sharedStats.PromptDecoded > maxDecoded {
+		t.Fatalf("with reuse decoded %d prompt tokens, want <= %d (plain %d)", sharedStats.PromptDecoded, maxDecoded, plainStats.PromptDecoded)
+	}
+	if sharedStats.PromptReused+sharedStats.PromptDecoded != sharedStats.PromptTokens {
+		t.Fatalf("reused %d + decoded %d != %d", sharedStats.PromptReused, sharedStats.PromptDecoded, sharedStats.PromptTokens)
+	}
+	t.Logf("prompt tokens decoded: %d without reuse, %d with", plainStats.PromptDecoded, sharedStats.PromptDecoded)
+}
+
+func TestEngineCancel(t *testing.T) {
+	m := loadStories(t)
+	e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	_, err = e.Generate(ctx, Request{Prompt: "Once upon a time", IgnoreEOS: true, MaxTokens: 400, OnText: func(string) error {
+		n++
+		if n == 3 {
+			cancel()
+		}
+		return nil
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	// The engine still serves requests after a cancellation.
+	if r := greedy(t, e, "Once upon a time", 8); len(r.Tokens) == 0 {
+		t.Fatal("no tokens after a cancelled request")
+	}
+	e.Close()
+	if _, err := e.Generate(context.Background(), Request{Prompt: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Generate after Close: %v", err)
+	}
+}
+
+func TestBadGrammar(t *testing.T) {
+	m := loadStories(t)
+	if err := m.ValidateGrammar(`root ::= "a" undefined-rule`, ""); err == nil {
+		t.Fatal("a broken grammar validated")
+	}
+	if err := m.ValidateGrammar(`root ::= "yes" | "no"`, ""); err != nil {
+		t.Fatal(err)
+	}
+}
