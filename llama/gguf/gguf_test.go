@@ -587,3 +587,64 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestReadLimits(t *testing.T) {
+	// Sparse files: large enough that the remaining-bytes check passes, so
+	// only the explicit limits can reject them, without using disk space.
+	cases := []struct {
+		name string
+		head []byte
+		want string
+	}{
+		{"array", new(raw).hdr(3, 0, 1).str("k").u32(uint32(ValueArray)).u32(uint32(ValueUint8)).u64(MaxArrayLen + 1).Bytes(), "more than the limit"},
+		{"string", new(raw).hdr(3, 0, 1).str("k").u32(uint32(ValueString)).u64(MaxStringLen + 1).Bytes(), "exceeds the limit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "big.gguf")
+			if err := os.WriteFile(path, c.head, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, MaxStringLen+MaxArrayLen+1024); err != nil {
+				t.Skipf("cannot make a sparse file: %v", err)
+			}
+			_, err := Read(path)
+			checkErr(t, path, err, c.want)
+		})
+	}
+}
+
+// TestRewriteStoriesIdentical rewrites the real model with Writer, copying
+// its metadata and tensor data: the output must be byte-identical, which
+// checks the writer's layout and padding against a file made by llama.cpp's
+// tooling.
+func TestRewriteStoriesIdentical(t *testing.T) {
+	orig, err := os.ReadFile(storiesPath)
+	if err != nil {
+		t.Skipf("test model not available: %v", err)
+	}
+	f, err := Read(storiesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter()
+	for _, kv := range f.KVs {
+		mustNil(t, w.Set(kv.Key, kv.Value))
+	}
+	for _, ti := range f.Tensors {
+		start := f.DataOffset + int64(ti.Offset)
+		mustNil(t, w.AddTensor(ti.Name, ti.Type, ti.Shape, orig[start:start+ti.Size()]))
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	if !bytes.Equal(got, orig) {
+		i := 0
+		for i < len(got) && i < len(orig) && got[i] == orig[i] {
+			i++
+		}
+		t.Errorf("rewritten file differs at byte %d (lengths %d and %d)", i, len(got), len(orig))
+	}
+}

@@ -162,10 +162,11 @@ func (c LlamaConfig) tensors() []tensorSpec {
 }
 
 // Params returns the number of parameters (elements of all tensors) of the
-// model WriteLlama writes for this configuration.
+// model WriteLlama writes for this configuration, or 0 if the configuration
+// is invalid (WriteLlama would return an error).
 func (c LlamaConfig) Params() int64 {
 	c = c.withDefaults()
-	if c.NHead <= 0 || c.NHeadKV <= 0 {
+	if c.validate() != nil {
 		return 0
 	}
 	var n int64

@@ -409,6 +409,10 @@ func TestParams100M(t *testing.T) {
 	if got := cfg.Params(); got != want-32000*768 {
 		t.Errorf("tied Params() = %d", got)
 	}
+	cfg.NHead = 7
+	if got := cfg.Params(); got != 0 {
+		t.Errorf("invalid config: Params() = %d, want 0", got)
+	}
 }
 
 func TestLoRA(t *testing.T) {
