@@ -47,12 +47,12 @@ func insertEpisode(ctx context.Context, q querier, ep *Episode, steps []Step) er
 	}
 	res, err := q.ExecContext(ctx, `INSERT INTO episodes (run_id, question_id, status, method, prediction,
 		em, f1, reward, turns, prompt_tokens, generated_tokens, latency_s, cost, error, text_prefix,
-		text_suffix, numbered, source, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		text_suffix, numbered, layout, source, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (run_id, question_id) DO NOTHING`,
 		ep.RunID, ep.QuestionID, ep.Status, ep.Method, ep.Prediction, ep.EM, ep.F1, ep.Reward, ep.Turns,
 		ep.PromptTokens, ep.GeneratedTokens, ep.LatencySeconds, ep.Cost, ep.Error, ep.TextPrefix,
-		ep.TextSuffix, ep.Numbered, ep.Source, ep.CreatedAt.UTC())
+		ep.TextSuffix, ep.Numbered, ep.Layout, ep.Source, ep.CreatedAt.UTC())
 	if err != nil {
 		return err
 	}
@@ -85,13 +85,13 @@ func insertEpisode(ctx context.Context, q querier, ep *Episode, steps []Step) er
 
 const episodeColumns = `e.id, e.run_id, e.question_id, e.status, e.method, e.prediction, e.em, e.f1,
 	e.reward, e.turns, e.prompt_tokens, e.generated_tokens, e.latency_s, e.cost, e.error, e.text_prefix,
-	e.text_suffix, e.numbered, e.source, e.created_at`
+	e.text_suffix, e.numbered, e.layout, e.source, e.created_at`
 
 func scanEpisode(sc scanner) (Episode, error) {
 	var e Episode
 	err := sc.Scan(&e.ID, &e.RunID, &e.QuestionID, &e.Status, &e.Method, &e.Prediction, &e.EM, &e.F1,
 		&e.Reward, &e.Turns, &e.PromptTokens, &e.GeneratedTokens, &e.LatencySeconds, &e.Cost, &e.Error,
-		&e.TextPrefix, &e.TextSuffix, &e.Numbered, &e.Source, &e.CreatedAt)
+		&e.TextPrefix, &e.TextSuffix, &e.Numbered, &e.Layout, &e.Source, &e.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Episode{}, ErrNotFound
 	}

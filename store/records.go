@@ -79,6 +79,7 @@ type Episode struct {
 	TextPrefix      string // trajectory text before the first step
 	TextSuffix      string // trajectory text after the last step
 	Numbered        bool   // "Thought 1:" labels
+	Layout          string // chat message layout of an irregular imported row
 	Source          string // file:line of an imported episode
 	CreatedAt       time.Time
 }

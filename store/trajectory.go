@@ -29,6 +29,7 @@ func EpisodeFromTrajectory(ep *Episode, t trajectory.Trajectory) {
 	ep.TextPrefix = t.Prefix
 	ep.TextSuffix = t.Suffix
 	ep.Numbered = t.Numbered
+	ep.Layout = t.Layout
 }
 
 // TrajectoryOf rebuilds the trajectory of a recorded episode from its
@@ -40,6 +41,7 @@ func TrajectoryOf(q Question, ep Episode, steps []Step) trajectory.Trajectory {
 		Prefix:   ep.TextPrefix,
 		Suffix:   ep.TextSuffix,
 		Numbered: ep.Numbered,
+		Layout:   ep.Layout,
 		Answer:   ep.Prediction,
 		Reward:   ep.Reward,
 		Method:   ep.Method,

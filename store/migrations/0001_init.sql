@@ -55,6 +55,7 @@ CREATE TABLE episodes (
     text_prefix      TEXT NOT NULL DEFAULT '',  -- trajectory text before the first step
     text_suffix      TEXT NOT NULL DEFAULT '',  -- trajectory text after the last step
     numbered         INTEGER NOT NULL DEFAULT 0, -- "Thought 1:" labels
+    layout           TEXT NOT NULL DEFAULT '',  -- chat message layout of an irregular imported row
     source           TEXT NOT NULL DEFAULT '',  -- file:line an imported episode came from
     created_at       TIMESTAMP NOT NULL,
     UNIQUE (run_id, question_id)

@@ -47,6 +47,10 @@ type Trajectory struct {
 	// Numbered makes Render write "Thought 1:", "Action 1:", ... labels, the form
 	// of FireAct's few-shot ReAct prompts.
 	Numbered bool `json:"numbered,omitempty"`
+	// Layout is the chat message layout of a source chat row whose messages did
+	// not split the way the chat renderers split them (see finetune/dataformat);
+	// "" means canonical. Only chat renderers read it.
+	Layout string `json:"layout,omitempty"`
 	// Answer is the argument of the last finish action ("" when none).
 	Answer string `json:"answer"`
 	// Reward is the reward of the final "Episode finished, reward = X" observation
