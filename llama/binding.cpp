@@ -18,7 +18,8 @@
 
 namespace {
 
-std::atomic<int> g_log_level{GGML_LOG_LEVEL_ERROR};
+// Nothing is printed by default: the messages of a failed call come back as its Go error.
+std::atomic<int> g_log_level{GGML_LOG_LEVEL_ERROR + 1};
 
 // llama.cpp reports the reason for a failed load or decode only through its log.
 // The last ERROR/WARN message of the calling thread is kept so that the fa_*
@@ -34,13 +35,21 @@ void log_cb(enum ggml_log_level level, const char * text, void * /*user*/) {
     int lvl = level;
     if (level == GGML_LOG_LEVEL_CONT) {
         lvl = t_last_level;
-        if (t_last_level >= GGML_LOG_LEVEL_WARN) {
-            t_last_msg += text;
-        }
     } else {
         t_last_level = level;
-        if (level >= GGML_LOG_LEVEL_WARN) {
-            t_last_msg = text;
+    }
+    if (lvl >= GGML_LOG_LEVEL_WARN && t_last_msg.size() < 4096) {
+        // Keep every warning and error of the current call: llama.cpp often logs the
+        // specific reason first and a generic "failed to load" last.
+        std::string line = text;
+        while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) {
+            line.pop_back();
+        }
+        if (!line.empty()) {
+            if (!t_last_msg.empty()) {
+                t_last_msg += level == GGML_LOG_LEVEL_CONT ? "" : "; ";
+            }
+            t_last_msg += line;
         }
     }
     if (lvl >= g_log_level.load(std::memory_order_relaxed) && lvl != GGML_LOG_LEVEL_NONE) {

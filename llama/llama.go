@@ -69,16 +69,19 @@ const (
 )
 
 // SetLogLevel sets the minimum level of llama.cpp log lines printed to stderr
-// (default LogError, or FIREACT_LLAMA_LOG=debug|info|warn|error|none). llama.cpp's log
-// is process-wide, so this setting is too.
+// (default LogNone, or FIREACT_LLAMA_LOG=debug|info|warn|error|none). The warnings
+// and errors of a failed call are returned in its Go error whatever the level.
+// llama.cpp's log is process-wide, so this setting is too.
 func SetLogLevel(l LogLevel) {
 	ensureInit()
 	C.fa_log_set_level(C.int(l))
 }
 
 func setLogLevelFromEnv() {
-	lvl := LogError
+	lvl := LogNone
 	switch strings.ToLower(os.Getenv("FIREACT_LLAMA_LOG")) {
+	case "error":
+		lvl = LogError
 	case "debug":
 		lvl = LogDebug
 	case "info":
