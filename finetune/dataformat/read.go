@@ -196,4 +196,3 @@ func skipSpace(data []byte, off int64) int64 {
 	}
 	return off
 }
-
