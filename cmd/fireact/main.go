@@ -47,8 +47,11 @@ func newApp() *cli.App {
 		// Commands are defined one per file; keep this list sorted by name.
 		Commands: []*cli.Command{
 			completeCommand(),
+			exportCommand(),
+			importCommand(),
 			infoCommand(),
 			perplexityCommand(),
+			questionsCommand(),
 		},
 	}
 }
