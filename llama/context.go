@@ -60,17 +60,17 @@ type ContextOptions struct {
 // Context is an inference context: a KV cache plus compute buffers. It is not safe
 // for concurrent use.
 type Context struct {
-	m         *Model
-	c         *C.struct_llama_context
-	opts      ContextOptions
-	nCtx      int
-	nBatch    int
-	nSeqMax   int
-	nVocab    int
-	batch     C.struct_llama_batch
-	decoded   bool
-	adapters  map[*Adapter]float32
-	cleanup   runtime.Cleanup
+	m        *Model
+	c        *C.struct_llama_context
+	opts     ContextOptions
+	nCtx     int
+	nBatch   int
+	nSeqMax  int
+	nVocab   int
+	batch    C.struct_llama_batch
+	decoded  bool
+	adapters map[*Adapter]float32
+	cleanup  runtime.Cleanup
 }
 
 // Errors returned by Decode.

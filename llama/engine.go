@@ -181,7 +181,10 @@ type job struct {
 	prompt     []Token
 	adapterKey string
 	smp        *sampler
-	admitted   time.Time
+	// argmax: plain greedy decoding needs no sampler chain; reading the argmax
+	// directly skips llama.cpp's per-token copy of the whole vocabulary.
+	argmax   bool
+	admitted time.Time
 
 	mu      sync.Mutex
 	text    []string // text ready for OnText, not yet delivered
@@ -254,6 +257,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (*Result, error) {
 		prompt:     prompt,
 		adapterKey: adapterKey(req.Adapters),
 		smp:        smp,
+		argmax:     isPlainGreedy(req.Sampling),
 		notify:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
@@ -295,6 +299,11 @@ func (e *Engine) Generate(ctx context.Context, req Request) (*Result, error) {
 		return j.result, cbErr
 	}
 	return j.result, j.err
+}
+
+func isPlainGreedy(o SamplingOptions) bool {
+	return o.Temperature <= 0 && o.Grammar == "" && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1) &&
+		o.FrequencyPenalty == 0 && o.PresencePenalty == 0
 }
 
 func adapterKey(as []AdapterScale) string {
@@ -666,7 +675,13 @@ func (e *Engine) evictIdle(slots []*slot) bool {
 // afterLogits samples the next token of s from batch row idx and checks for the end.
 func (e *Engine) afterLogits(s *slot, idx int) {
 	j := s.job
-	tok, err := j.smp.sample(e.ctx, idx)
+	var tok Token
+	var err error
+	if j.argmax {
+		tok, err = e.ctx.Argmax(idx)
+	} else {
+		tok, err = j.smp.sample(e.ctx, idx)
+	}
 	if err != nil {
 		e.release(s, nil, err)
 		return

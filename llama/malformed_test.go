@@ -114,4 +114,3 @@ func TestLoadValidButForeign(t *testing.T) {
 		t.Fatalf("loading an adapter as a model: %v", err)
 	}
 }
-

@@ -1,0 +1,197 @@
+package llama
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fireact/fireact/llama/modelgen"
+)
+
+// Benchmarks report tokens per second and ratios against a baseline measured in
+// the same run. Run them with `make bench` (or go test -bench . -benchtime 1x).
+
+// benchModels returns stories260K plus a ~110M-parameter llama made in code, in
+// F32, Q8_0 and Q4_0 (quantized with llama.cpp's quantizer). Built once per process.
+var benchOnce sync.Once
+var benchPaths map[string]string
+var benchErr error
+
+func benchModelPaths(b *testing.B) map[string]string {
+	benchOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fireact-bench-")
+		if err != nil {
+			benchErr = err
+			return
+		}
+		v, err := modelgen.SPMVocab(modelgen.BasicWords()).Pad(32000)
+		if err != nil {
+			benchErr = err
+			return
+		}
+		f32 := filepath.Join(dir, "m110-f32.gguf")
+		cfg := modelgen.LlamaConfig{Name: "bench-110M", Vocab: v, NEmbd: 768, NLayer: 12, NHead: 12, NHeadKV: 12, NFF: 2048, NCtx: 2048, TiedOutput: true, Seed: 1}
+		if benchErr = modelgen.WriteLlama(f32, cfg); benchErr != nil {
+			return
+		}
+		benchPaths = map[string]string{"stories260K": storiesPath, "m110-f32": f32}
+		for _, q := range []string{"q8_0", "q4_0"} {
+			p := filepath.Join(dir, "m110-"+q+".gguf")
+			if benchErr = Quantize(f32, p, q, 0); benchErr != nil {
+				return
+			}
+			benchPaths["m110-"+q] = p
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchPaths
+}
+
+func benchLoad(b *testing.B, name string) *Model {
+	m, err := LoadModel(benchModelPaths(b)[name], ModelOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+func benchPrompt(m *Model, n int) []Token {
+	text := strings.Repeat("Once upon a time, there was a little girl who liked to search for answers. ", 64)
+	toks, _ := m.Tokenize(text, TokenizeOptions{AddSpecial: true})
+	return toks[:n]
+}
+
+var benchNames = []string{"stories260K", "m110-f32", "m110-q8_0", "m110-q4_0"}
+
+// BenchmarkPrompt measures prompt processing: one 256-token batch.
+func BenchmarkPrompt(b *testing.B) {
+	for _, name := range benchNames {
+		b.Run(name, func(b *testing.B) {
+			m := benchLoad(b, name)
+			c, err := m.NewContext(ContextOptions{NCtx: 512, NBatch: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			toks := benchPrompt(m, 256)
+			var batch Batch
+			for i, t := range toks {
+				batch.Add(t, i, 0, i == len(toks)-1)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				c.ClearKV()
+				if err := c.Decode(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(toks))/time.Since(start).Seconds(), "prompt-tok/s")
+		})
+	}
+}
+
+// BenchmarkGenerate measures single-sequence greedy generation through the engine
+// and, as its baseline, the same tokens from a plain C decode loop; "overhead-ratio"
+// is engine tok/s over raw C tok/s (goal >= 0.97).
+func BenchmarkGenerate(b *testing.B) {
+	const nGen = 128
+	for _, name := range benchNames {
+		b.Run(name, func(b *testing.B) {
+			m := benchLoad(b, name)
+			prompt := benchPrompt(m, 16)
+			raw, err := m.NewContext(ContextOptions{NCtx: 512})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer raw.Close()
+			e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}, NoPrefixReuse: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			// Interleaved runs, best of each: the ratio is robust to other load.
+			rawDur, engDur := time.Duration(1<<62), time.Duration(1<<62)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for rep := 0; rep < 3; rep++ {
+					want, d, err := raw.RawGreedy(prompt, nGen)
+					if err != nil {
+						b.Fatal(err)
+					}
+					rawDur = min(rawDur, d)
+					r, err := e.Generate(context.Background(), Request{Tokens: prompt, MaxTokens: nGen, IgnoreEOS: true})
+					if err != nil {
+						b.Fatal(err)
+					}
+					// GenTime starts at the first sampled token: nGen-1 decodes, like
+					// the raw loop's nGen decodes after the prompt's logits.
+					engDur = min(engDur, r.GenTime)
+					if !equalTokens(r.Tokens[:nGen-1], want[:nGen-1]) {
+						b.Fatalf("engine and raw loop disagree")
+					}
+				}
+			}
+			rawTPS := float64(nGen) / rawDur.Seconds()
+			engTPS := float64(nGen-1) / engDur.Seconds()
+			b.ReportMetric(rawTPS, "raw-tok/s")
+			b.ReportMetric(engTPS, "engine-tok/s")
+			b.ReportMetric(engTPS/rawTPS, "overhead-ratio")
+		})
+	}
+}
+
+// BenchmarkBatched8 compares 8 concurrent requests in one engine against the same
+// 8 served one after another ("speedup" = sequential time / batched time).
+func BenchmarkBatched8(b *testing.B) {
+	const nGen = 64
+	for _, name := range []string{"stories260K", "m110-q8_0"} {
+		b.Run(name, func(b *testing.B) {
+			m := benchLoad(b, name)
+			prompts := make([][]Token, 8)
+			for i := range prompts {
+				p := benchPrompt(m, 24+i)
+				prompts[i] = p
+			}
+			e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 2048, NSeqMax: 8}, NoPrefixReuse: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			var seqDur, parDur time.Duration
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				for _, p := range prompts {
+					if _, err := e.Generate(context.Background(), Request{Tokens: p, MaxTokens: nGen, IgnoreEOS: true}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				seqDur += time.Since(t0)
+				t0 = time.Now()
+				var wg sync.WaitGroup
+				for _, p := range prompts {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := e.Generate(context.Background(), Request{Tokens: p, MaxTokens: nGen, IgnoreEOS: true}); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+				parDur += time.Since(t0)
+			}
+			total := float64(b.N * 8 * nGen)
+			b.ReportMetric(total/seqDur.Seconds(), "seq-tok/s")
+			b.ReportMetric(total/parDur.Seconds(), "batched-tok/s")
+			b.ReportMetric(seqDur.Seconds()/parDur.Seconds(), "speedup")
+		})
+	}
+}
