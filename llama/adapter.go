@@ -60,6 +60,19 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	return a, nil
 }
 
+// readAdapterFile validates an adapter file against m without loading it.
+func readAdapterFile(m *Model, path string) (AdapterInfo, error) {
+	f, err := gguf.Read(path)
+	if err != nil {
+		return AdapterInfo{}, err
+	}
+	info, err := ValidateAdapter(m.file, f)
+	if err != nil {
+		return info, fmt.Errorf("%s: %w", path, err)
+	}
+	return info, nil
+}
+
 // AdapterInfo describes a validated LoRA adapter file.
 type AdapterInfo struct {
 	Arch    string

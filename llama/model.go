@@ -58,6 +58,7 @@ type Model struct {
 	vocab   *C.struct_llama_vocab
 	file    *gguf.File
 	info    ModelInfo
+	noMmap  bool // weights are in writable memory (needed for full training)
 	cleanup runtime.Cleanup
 }
 
@@ -98,7 +99,7 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	if cm == nil {
 		return nil, fmt.Errorf("llama: load model %s: %s", path, cErr(errBuf[:]))
 	}
-	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), file: f}
+	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), file: f, noMmap: opts.NoMmap}
 	m.info = m.readInfo(path)
 	m.cleanup = runtime.AddCleanup(m, func(c *C.struct_llama_model) { C.llama_model_free(c) }, cm)
 	return m, nil

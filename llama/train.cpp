@@ -1,0 +1,774 @@
+// train.cpp implements train.h: a llama-family training graph of our own on ggml.
+//
+// Why not llama_opt_*: see ../shared/design/lora-training.md. In short, the stock
+// path writes K/V into the KV cache inside the differentiated graph (autodiff
+// aborts), never resets gradient accumulators, cannot mask the loss, and the CPU
+// RMS_NORM_BACK kernel is not alias-safe. Here the forward has no KV cache and no
+// flash attention, only scored rows reach lm_head, gradients are fresh every step,
+// and the optimizer step runs in the same graph.
+//
+// The LoRA math is exactly llama.cpp's build_lora_mm (W·x + scale·B·(A·x)), so an
+// adapter saved here and loaded by llama_adapter_lora_init gives the same logits.
+#include "train.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+#include "gguf.h"
+#include "llama-context.h"
+#include "llama-model.h"
+
+namespace {
+
+struct lora_pair {
+    ggml_tensor * a = nullptr;  // [n_in, r]
+    ggml_tensor * b = nullptr;  // [r, n_out]
+};
+
+struct param {
+    std::string   name;
+    ggml_tensor * t = nullptr;  // trainable, F32
+    ggml_tensor * m = nullptr;  // AdamW first moment
+    ggml_tensor * v = nullptr;  // AdamW second moment
+};
+
+void set_err(char * err, size_t n, const std::string & msg) {
+    if (err != nullptr && n > 0) {
+        snprintf(err, n, "%s", msg.c_str());
+    }
+}
+
+}  // namespace
+
+struct fa_trainer {
+    llama_model *   model = nullptr;
+    fa_train_params p{};
+    llama_cparams   cparams{};
+    float           scale = 1.0f;  // alpha / rank
+    int             graph_size = 0;
+
+    ggml_backend_t       backend_dev = nullptr;  // GPU holding weights, if any
+    ggml_backend_t       backend_cpu = nullptr;
+    ggml_backend_sched_t sched = nullptr;
+
+    ggml_context *        ctx_static = nullptr;  // A/B, moments, F32 copies, loss grad
+    ggml_backend_buffer_t buf_static = nullptr;
+    ggml_context *        ctx_host = nullptr;  // optimizer hyper-parameters
+    ggml_backend_buffer_t buf_host = nullptr;
+    ggml_tensor *         opt_params = nullptr;
+    ggml_tensor *         loss_grad = nullptr;
+
+    std::unordered_map<const ggml_tensor *, lora_pair>     lora;
+    std::unordered_map<const ggml_tensor *, ggml_tensor *> copies;
+    std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> copy_list;  // to fill after allocation
+    std::vector<param> params;
+    int64_t            step = 0;
+
+    ~fa_trainer() {
+        if (sched) ggml_backend_sched_free(sched);
+        if (buf_static) ggml_backend_buffer_free(buf_static);
+        if (buf_host) ggml_backend_buffer_free(buf_host);
+        if (ctx_static) ggml_free(ctx_static);
+        if (ctx_host) ggml_free(ctx_host);
+        if (backend_dev) ggml_backend_free(backend_dev);
+        if (backend_cpu) ggml_backend_free(backend_cpu);
+    }
+
+    // w returns the tensor to use for a frozen weight: its F32 copy if one was made.
+    ggml_tensor * w(const ggml_tensor * t) const {
+        auto it = copies.find(t);
+        return it != copies.end() ? it->second : const_cast<ggml_tensor *>(t);
+    }
+
+    // mm is build_lora_mm: W·x (+ scale·B·(A·x) when t has a LoRA pair).
+    ggml_tensor * mm(ggml_context * ctx, const ggml_tensor * t, ggml_tensor * x) const {
+        ggml_tensor * res = ggml_mul_mat(ctx, w(t), x);
+        auto it = lora.find(t);
+        if (it != lora.end()) {
+            ggml_tensor * ab = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
+            ab = ggml_scale(ctx, ab, scale);
+            res = ggml_add(ctx, res, ab);
+        }
+        return res;
+    }
+};
+
+namespace {
+
+bool arch_supported(llm_arch a) {
+    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3;
+}
+
+// check_model refuses what the training graph does not reproduce exactly.
+std::string check_model(const llama_model & m) {
+    if (!arch_supported(m.arch)) {
+        return std::string("architecture ") + llm_arch_name(m.arch) +
+               " is not supported for training (supported: llama, qwen2, qwen3)";
+    }
+    const auto & hp = m.hparams;
+    if (hp.n_expert > 0) return "mixture-of-experts models are not supported for training";
+    if (hp.use_kq_norm) return "llama4-style KQ norm is not supported for training";
+    if (hp.swa_type != LLAMA_SWA_TYPE_NONE) return "sliding-window attention is not supported for training";
+    if (hp.n_rot != hp.n_embd_head_k || hp.n_embd_head_k != hp.n_embd_head_v) {
+        return "partial rotary or unequal K/V head sizes are not supported for training";
+    }
+    for (size_t il = 0; il < m.layers.size(); il++) {
+        const auto & L = m.layers[il];
+        if (L.wqkv || L.ffn_gate_inp || !L.wq || !L.wk || !L.wv || !L.wo || !L.ffn_up || !L.ffn_gate || !L.ffn_down) {
+            return "layer " + std::to_string(il) + " has a tensor layout the training graph does not support";
+        }
+        if (L.rope_freqs || L.rope_long || L.rope_short) {
+            return "RoPE frequency factors are not supported for training";
+        }
+    }
+    if (!m.output || !m.tok_embd || !m.output_norm) return "model has no token embedding, output norm or output matrix";
+    return "";
+}
+
+// target_list returns the base weights selected by the target bits.
+std::vector<ggml_tensor *> target_list(const llama_model & m, uint32_t bits) {
+    std::vector<ggml_tensor *> out;
+    for (const auto & L : m.layers) {
+        if (bits & FA_T_Q) out.push_back(L.wq);
+        if (bits & FA_T_K) out.push_back(L.wk);
+        if (bits & FA_T_V) out.push_back(L.wv);
+        if (bits & FA_T_O) out.push_back(L.wo);
+        if (bits & FA_T_GATE) out.push_back(L.ffn_gate);
+        if (bits & FA_T_UP) out.push_back(L.ffn_up);
+        if (bits & FA_T_DOWN) out.push_back(L.ffn_down);
+    }
+    if (bits & FA_T_OUTPUT) out.push_back(m.output);
+    return out;
+}
+
+// frozen_matrices lists every matrix the forward multiplies by.
+std::vector<ggml_tensor *> frozen_matrices(const llama_model & m) {
+    std::vector<ggml_tensor *> out;
+    for (const auto & L : m.layers) {
+        for (ggml_tensor * t : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down}) {
+            out.push_back(t);
+        }
+    }
+    out.push_back(m.output);
+    return out;
+}
+
+// to_f32 reads any tensor (any backend, any type) as floats.
+std::vector<float> to_f32(const ggml_tensor * t) {
+    const int64_t n = ggml_nelements(t);
+    std::vector<uint8_t> raw(ggml_nbytes(t));
+    ggml_backend_tensor_get(t, raw.data(), 0, raw.size());
+    std::vector<float> out(n);
+    if (t->type == GGML_TYPE_F32) {
+        memcpy(out.data(), raw.data(), n * sizeof(float));
+        return out;
+    }
+    const auto * tr = ggml_get_type_traits(t->type);
+    if (tr->to_float == nullptr) {
+        throw std::runtime_error(std::string("cannot convert tensor type ") + ggml_type_name(t->type) + " to F32");
+    }
+    tr->to_float(raw.data(), out.data(), n);
+    return out;
+}
+
+std::string model_arch_name(const llama_model * m) {
+    char buf[128];
+    if (llama_model_meta_val_str(m, "general.architecture", buf, sizeof(buf)) < 0) {
+        return "llama";
+    }
+    return buf;
+}
+
+// write_gguf writes g to path through a temporary file, so a crash never leaves a
+// half-written adapter or checkpoint under the final name.
+void write_gguf(gguf_context * g, const std::string & path) {
+    const std::string tmp = path + ".tmp";
+    if (!gguf_write_to_file(g, tmp.c_str(), false)) {
+        throw std::runtime_error("cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error("cannot rename " + tmp + " to " + path);
+    }
+}
+
+// host_copy returns a host tensor named name holding t's values (for gguf writing).
+ggml_tensor * host_copy(ggml_context * ctx, const ggml_tensor * t, const std::string & name) {
+    ggml_tensor * h = ggml_dup_tensor(ctx, t);
+    ggml_set_name(h, name.c_str());
+    ggml_backend_tensor_get(t, h->data, 0, ggml_nbytes(t));
+    return h;
+}
+
+void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const fa_train_params * p, const char * resume) {
+    tr->model = model;
+    tr->p = *p;
+    std::string why = check_model(*model);
+    if (!why.empty()) throw std::runtime_error(why);
+    if (ctx_ref == nullptr) throw std::runtime_error("a reference context is required");
+    tr->cparams = ctx_ref->get_cparams();
+    const auto & hp = model->hparams;
+
+    if (!p->full) {
+        if (p->rank <= 0) throw std::runtime_error("LoRA rank must be positive");
+        if (p->targets == 0) throw std::runtime_error("no LoRA targets selected");
+        tr->scale = p->alpha != 0.0f ? p->alpha / (float) p->rank : 1.0f;
+    }
+
+    // Backends: the GPU that holds the weights (if any) first, then the CPU.
+    for (ggml_tensor * t : frozen_matrices(*model)) {
+        if (t->buffer && !ggml_backend_buffer_is_host(t->buffer) && tr->backend_dev == nullptr) {
+            ggml_backend_dev_t dev = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(t->buffer));
+            if (dev != nullptr) {
+                tr->backend_dev = ggml_backend_dev_init(dev, nullptr);
+            }
+        }
+    }
+    tr->backend_cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    if (tr->backend_cpu == nullptr) throw std::runtime_error("cannot initialise the CPU backend");
+    ggml_backend_cpu_set_n_threads(tr->backend_cpu, p->n_threads > 0 ? p->n_threads : 1);
+    std::vector<ggml_backend_t> backends;
+    if (tr->backend_dev) backends.push_back(tr->backend_dev);
+    backends.push_back(tr->backend_cpu);
+    ggml_backend_buffer_type_t buft_static = ggml_backend_get_default_buffer_type(backends[0]);
+
+    const int n_layer = (int) model->layers.size();
+    tr->graph_size = 8192 + n_layer * 4096;
+    tr->sched = ggml_backend_sched_new(backends.data(), nullptr, (int) backends.size(), tr->graph_size, false, true);
+    if (tr->sched == nullptr) throw std::runtime_error("cannot create the scheduler");
+
+    // Static tensors: trainable parameters, moments, weight copies, loss gradient.
+    std::vector<ggml_tensor *> targets = p->full ? std::vector<ggml_tensor *>{} : target_list(*model, p->targets);
+    std::vector<ggml_tensor *> to_copy;
+    for (ggml_tensor * t : frozen_matrices(*model)) {
+        bool is_head = t == model->output;
+        // CPU has no F16/BF16 OUT_PROD (backward through the weight), so those
+        // weights are always converted; quantized ones only on request.
+        bool need = t->type == GGML_TYPE_F16 || t->type == GGML_TYPE_BF16 ||
+                    (t->type != GGML_TYPE_F32 && (p->f32_base || (is_head && p->f32_head)));
+        if (p->full) need = false;
+        bool dup = false;
+        for (ggml_tensor * c : to_copy) dup = dup || c == t;
+        if (need && !dup) to_copy.push_back(t);
+    }
+    std::vector<ggml_tensor *> full_params;
+    if (p->full) {
+        for (auto & kv : model->tensors_by_name) {
+            ggml_tensor * t = kv.second;
+            if (t->type != GGML_TYPE_F32 || kv.first.find("rope_freqs") != std::string::npos) continue;
+            bool dup = false;
+            for (ggml_tensor * q : full_params) dup = dup || q == t;
+            if (!dup) full_params.push_back(t);
+        }
+        for (ggml_tensor * t : frozen_matrices(*model)) {
+            if (t->type != GGML_TYPE_F32) {
+                throw std::runtime_error(std::string("full training needs an all-F32 model; ") + ggml_get_name(t) +
+                                         " is " + ggml_type_name(t->type));
+            }
+        }
+        if (full_params.empty()) throw std::runtime_error("the model has no F32 tensors to train");
+    }
+    size_t n_static = 4 * (targets.size() * 2 + full_params.size()) + to_copy.size() + 8;
+    ggml_init_params ip = {n_static * ggml_tensor_overhead(), nullptr, true};
+    tr->ctx_static = ggml_init(ip);
+    for (ggml_tensor * t : to_copy) {
+        ggml_tensor * c = ggml_new_tensor(tr->ctx_static, GGML_TYPE_F32, GGML_MAX_DIMS, t->ne);
+        ggml_format_name(c, "%s.f32", ggml_get_name(t));
+        tr->copies[t] = c;
+        tr->copy_list.push_back({t, c});
+    }
+    auto add_param = [&](ggml_tensor * t, const std::string & name) {
+        param pr;
+        pr.name = name;
+        pr.t = t;
+        ggml_set_param(t);
+        if (p->optimizer == 0) {
+            pr.m = ggml_new_tensor(tr->ctx_static, GGML_TYPE_F32, GGML_MAX_DIMS, t->ne);
+            pr.v = ggml_new_tensor(tr->ctx_static, GGML_TYPE_F32, GGML_MAX_DIMS, t->ne);
+            ggml_format_name(pr.m, "%s.m", name.c_str());
+            ggml_format_name(pr.v, "%s.v", name.c_str());
+        }
+        tr->params.push_back(pr);
+    };
+    for (ggml_tensor * t : targets) {
+        lora_pair lp;
+        lp.a = ggml_new_tensor_2d(tr->ctx_static, GGML_TYPE_F32, t->ne[0], p->rank);
+        lp.b = ggml_new_tensor_2d(tr->ctx_static, GGML_TYPE_F32, p->rank, t->ne[1]);
+        std::string base = ggml_get_name(t);
+        ggml_set_name(lp.a, (base + ".lora_a").c_str());
+        ggml_set_name(lp.b, (base + ".lora_b").c_str());
+        tr->lora[t] = lp;
+        add_param(lp.a, base + ".lora_a");
+        add_param(lp.b, base + ".lora_b");
+    }
+    for (ggml_tensor * t : full_params) {
+        add_param(t, ggml_get_name(t));
+    }
+    tr->loss_grad = ggml_new_tensor_1d(tr->ctx_static, GGML_TYPE_F32, 1);
+    ggml_set_name(tr->loss_grad, "loss_grad");
+    tr->buf_static = ggml_backend_alloc_ctx_tensors_from_buft(tr->ctx_static, buft_static);
+    if (tr->buf_static == nullptr) throw std::runtime_error("cannot allocate the trainer's tensors");
+    ggml_backend_buffer_clear(tr->buf_static, 0);  // B = 0, moments = 0
+    const float one = 1.0f;
+    ggml_backend_tensor_set(tr->loss_grad, &one, 0, sizeof(one));
+
+    ggml_init_params hp_ip = {2 * ggml_tensor_overhead(), nullptr, true};
+    tr->ctx_host = ggml_init(hp_ip);
+    // AdamW takes [lr, beta1, beta2, eps, wd, 1/(1-beta1^t), 1/(1-beta2^t)], SGD [lr, wd].
+    tr->opt_params = ggml_new_tensor_1d(tr->ctx_host, GGML_TYPE_F32, p->optimizer == 0 ? 7 : 2);
+    ggml_set_name(tr->opt_params, "opt_params");
+    tr->buf_host = ggml_backend_alloc_ctx_tensors_from_buft(tr->ctx_host, ggml_backend_cpu_buffer_type());
+    if (tr->buf_host == nullptr) throw std::runtime_error("cannot allocate the optimizer parameters");
+
+    for (auto & c : tr->copy_list) {
+        std::vector<float> f = to_f32(c.first);
+        ggml_backend_tensor_set(c.second, f.data(), 0, f.size() * sizeof(float));
+    }
+
+    // A ~ U(-1/sqrt(n_in), 1/sqrt(n_in)) (PEFT's default), B = 0: training starts
+    // exactly at the base model.
+    std::mt19937 rng(p->seed);
+    for (auto & kv : tr->lora) {
+        ggml_tensor * a = kv.second.a;
+        const float bound = 1.0f / std::sqrt((float) a->ne[0]);
+        std::uniform_real_distribution<float> u(-bound, bound);
+        std::vector<float> vals(ggml_nelements(a));
+        for (auto & x : vals) x = u(rng);
+        ggml_backend_tensor_set(a, vals.data(), 0, vals.size() * sizeof(float));
+    }
+    // Deterministic order for the adapter file and checkpoints.
+    (void) hp;
+
+    if (resume != nullptr && resume[0] != '\0') {
+        if (p->full) throw std::runtime_error("resume from an adapter applies to LoRA training only");
+        ggml_context * rctx = nullptr;
+        gguf_init_params gp = {false, &rctx};
+        gguf_context * g = gguf_init_from_file(resume, gp);
+        if (g == nullptr) throw std::runtime_error(std::string("cannot read adapter ") + resume);
+        std::string problem;
+        for (auto & pr : tr->params) {
+            ggml_tensor * src = ggml_get_tensor(rctx, pr.name.c_str());
+            if (src == nullptr) {
+                problem = "adapter has no tensor " + pr.name;
+                break;
+            }
+            if (!ggml_are_same_shape(src, pr.t) || src->type != GGML_TYPE_F32) {
+                problem = "adapter tensor " + pr.name + " has another shape or type (rank or targets differ)";
+                break;
+            }
+            ggml_backend_tensor_set(pr.t, src->data, 0, ggml_nbytes(src));
+        }
+        gguf_free(g);
+        ggml_free(rctx);
+        if (!problem.empty()) throw std::runtime_error(problem);
+    }
+}
+
+struct batch_in {
+    std::vector<int32_t> pos, rows, labels;
+    std::vector<float>   mask;
+};
+
+ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_scored,
+                            ggml_tensor ** inp_tok, ggml_tensor ** inp_pos, ggml_tensor ** inp_mask,
+                            ggml_tensor ** inp_rows) {
+    const llama_model & m = *tr->model;
+    const auto & hp = m.hparams;
+    const auto & cp = tr->cparams;
+    const int64_t d = hp.n_embd_head_k;
+    const float kq_scale = hp.f_attention_scale == 0.0f ? 1.0f / std::sqrt((float) d) : hp.f_attention_scale;
+    const float eps = hp.f_norm_rms_eps;
+
+    *inp_tok = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+    *inp_pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+    *inp_mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n);
+    *inp_rows = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_scored);
+    for (ggml_tensor * t : {*inp_tok, *inp_pos, *inp_mask, *inp_rows}) ggml_set_input(t);
+
+    ggml_tensor * x = ggml_get_rows(ctx, tr->w(m.tok_embd), *inp_tok);
+    for (size_t il = 0; il < m.layers.size(); il++) {
+        const auto & L = m.layers[il];
+        const int64_t n_head = hp.n_head(il), n_head_kv = hp.n_head_kv(il);
+        ggml_tensor * inpSA = x;
+        ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), L.attn_norm);
+
+        ggml_tensor * Q = tr->mm(ctx, L.wq, cur);
+        if (L.bq) Q = ggml_add(ctx, Q, L.bq);
+        ggml_tensor * K = tr->mm(ctx, L.wk, cur);
+        if (L.bk) K = ggml_add(ctx, K, L.bk);
+        ggml_tensor * V = tr->mm(ctx, L.wv, cur);
+        if (L.bv) V = ggml_add(ctx, V, L.bv);
+        Q = ggml_reshape_3d(ctx, Q, d, n_head, n);
+        K = ggml_reshape_3d(ctx, K, d, n_head_kv, n);
+        V = ggml_reshape_3d(ctx, V, d, n_head_kv, n);
+        if (L.attn_q_norm) Q = ggml_mul(ctx, ggml_rms_norm(ctx, Q, eps), L.attn_q_norm);
+        if (L.attn_k_norm) K = ggml_mul(ctx, ggml_rms_norm(ctx, K, eps), L.attn_k_norm);
+        Q = ggml_rope_ext(ctx, Q, *inp_pos, nullptr, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
+                          cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+        K = ggml_rope_ext(ctx, K, *inp_pos, nullptr, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
+                          cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+
+        // Attention as llama.cpp's non-flash branch (build_attn_mha), without a cache.
+        ggml_tensor * q = ggml_permute(ctx, Q, 0, 2, 1, 3);                              // [d, n, h]
+        ggml_tensor * k = ggml_permute(ctx, K, 0, 2, 1, 3);                              // [d, n, hkv]
+        ggml_tensor * v = ggml_cont(ctx, ggml_transpose(ctx, ggml_permute(ctx, V, 0, 2, 1, 3)));  // [n, d, hkv]
+        ggml_tensor * kq = ggml_mul_mat(ctx, k, q);                                       // [n, n, h]
+        kq = ggml_soft_max_ext(ctx, kq, *inp_mask, kq_scale, 0.0f);
+        ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);                                     // [d, n, h]
+        cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), d * n_head, n);
+        cur = tr->mm(ctx, L.wo, cur);
+        if (L.bo) cur = ggml_add(ctx, cur, L.bo);
+
+        ggml_tensor * ffn_inp = ggml_add(ctx, cur, inpSA);
+        cur = ggml_mul(ctx, ggml_rms_norm(ctx, ffn_inp, eps), L.ffn_norm);
+        ggml_tensor * up = tr->mm(ctx, L.ffn_up, cur);
+        ggml_tensor * gate = tr->mm(ctx, L.ffn_gate, cur);
+        cur = ggml_swiglu_split(ctx, gate, up);
+        cur = tr->mm(ctx, L.ffn_down, cur);
+        x = ggml_add(ctx, cur, ffn_inp);
+    }
+    ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), m.output_norm);
+    // Only scored positions reach lm_head: exact loss masking, and the vocabulary
+    // projection (the largest matmul for small models) runs on those rows only.
+    cur = ggml_get_rows(ctx, cur, *inp_rows);
+    return tr->mm(ctx, m.output, cur);  // [n_vocab, n_scored]
+}
+
+float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, int n, const int32_t * seq_start,
+               int n_seqs, bool train, float lr, int32_t * n_scored_out) {
+    const llama_model & m = *tr->model;
+    const int64_t n_vocab = m.output->ne[1];
+    if (n <= 1) throw std::runtime_error("a training example needs at least 2 tokens");
+    if (n_seqs <= 0 || seq_start[0] != 0) throw std::runtime_error("seq_start must begin with 0");
+    batch_in in;
+    in.pos.resize(n);
+    std::vector<int> seq_of(n);
+    for (int s = 0; s < n_seqs; s++) {
+        const int b = seq_start[s], e = s + 1 < n_seqs ? seq_start[s + 1] : n;
+        if (b < 0 || e > n || b >= e) throw std::runtime_error("seq_start is not strictly increasing within the batch");
+        for (int i = b; i < e; i++) {
+            in.pos[i] = i - b;
+            seq_of[i] = s;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab) throw std::runtime_error("token id outside the vocabulary");
+        if (target[i] && i > 0 && seq_of[i] == seq_of[i - 1]) {
+            in.rows.push_back(i - 1);
+            in.labels.push_back(tokens[i]);
+        }
+    }
+    const int n_scored = (int) in.rows.size();
+    *n_scored_out = n_scored;
+    if (n_scored == 0) throw std::runtime_error("no scored tokens in the batch (every target is a sequence's first token or unmarked)");
+    // Block-diagonal causal mask: token i sees j when both are in one sequence and j <= i.
+    in.mask.assign((size_t) n * n, -INFINITY);
+    for (int i = 0; i < n; i++) {
+        for (int j = seq_start[seq_of[i]]; j <= i; j++) in.mask[(size_t) i * n + j] = 0.0f;
+    }
+
+    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, true);
+    ggml_init_params ip = {meta, nullptr, true};
+    ggml_context * ctx = ggml_init(ip);
+    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
+    struct ctx_guard {
+        ggml_context * c;
+        ~ctx_guard() { ggml_free(c); }
+    } guard{ctx};
+
+    ggml_tensor *tok, *pos, *mask, *rows;
+    ggml_tensor * logits = build_forward(tr, ctx, n, n_scored, &tok, &pos, &mask, &rows);
+    ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n_scored);
+    ggml_set_input(labels);
+    ggml_tensor * loss = ggml_cross_entropy_loss(ctx, logits, labels);
+    ggml_set_loss(loss);
+    ggml_set_output(loss);
+
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, true);
+    ggml_build_forward_expand(gf, loss);
+    if (train) {
+        const int n_fwd = ggml_graph_n_nodes(gf);
+        std::vector<ggml_tensor *> grad_accs(n_fwd, nullptr);
+        for (int i = 0; i < n_fwd; i++) {
+            if (ggml_graph_node(gf, i) == loss) grad_accs[i] = tr->loss_grad;
+        }
+        ggml_build_backward_expand(ctx, gf, grad_accs.data());
+        // CPU RMS_NORM_BACK reads its input gradient after writing its output; if
+        // the allocator lets the two share memory the gradient is wrong. Keeping the
+        // input alive as an output forbids the sharing.
+        for (int i = 0; i < ggml_graph_n_nodes(gf); i++) {
+            ggml_tensor * node = ggml_graph_node(gf, i);
+            if (node->op == GGML_OP_RMS_NORM_BACK) ggml_set_output(node->src[0]);
+        }
+        for (auto & pr : tr->params) {
+            ggml_tensor * g = ggml_graph_get_grad(gf, pr.t);
+            if (g == nullptr) continue;
+            ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, g, pr.m, pr.v, tr->opt_params)
+                                                    : ggml_opt_step_sgd(ctx, pr.t, g, tr->opt_params);
+            ggml_build_forward_expand(gf, st);
+        }
+    }
+
+    ggml_backend_sched_reset(tr->sched);
+    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the training graph");
+    std::vector<int32_t> toks(tokens, tokens + n);
+    ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
+    ggml_backend_tensor_set(rows, in.rows.data(), 0, n_scored * sizeof(int32_t));
+    {
+        std::vector<float> onehot((size_t) n_vocab * n_scored, 0.0f);
+        for (int r = 0; r < n_scored; r++) onehot[(size_t) r * n_vocab + in.labels[r]] = 1.0f;
+        ggml_backend_tensor_set(labels, onehot.data(), 0, onehot.size() * sizeof(float));
+    }
+    if (train) {
+        const auto & p = tr->p;
+        float op[7] = {lr, p.beta1, p.beta2, p.eps, p.weight_decay, 0, 0};
+        const double t = (double) (tr->step + 1);
+        op[5] = (float) (1.0 / (1.0 - std::pow((double) p.beta1, t)));
+        op[6] = (float) (1.0 / (1.0 - std::pow((double) p.beta2, t)));
+        if (p.optimizer == 1) {
+            op[0] = lr;
+            op[1] = p.weight_decay;
+        }
+        ggml_backend_tensor_set(tr->opt_params, op, 0, ggml_nbytes(tr->opt_params));
+    }
+    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error("graph computation failed");
+    }
+    float out = 0.0f;
+    ggml_backend_tensor_get(loss, &out, 0, sizeof(out));
+    if (train) tr->step++;
+    ggml_backend_sched_reset(tr->sched);
+    return out;
+}
+
+// forward_logits runs the training forward for one sequence and copies the logits of
+// every position to out ([n][n_vocab]); it exists to prove that the training graph
+// and llama_decode compute the same function.
+void forward_logits(fa_trainer * tr, const llama_token * tokens, int n, float * out) {
+    const int64_t n_vocab = tr->model->output->ne[1];
+    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
+    ggml_init_params ip = {meta, nullptr, true};
+    ggml_context * ctx = ggml_init(ip);
+    struct ctx_guard {
+        ggml_context * c;
+        ~ctx_guard() { ggml_free(c); }
+    } guard{ctx};
+    ggml_tensor *tok, *pos, *mask, *rows;
+    ggml_tensor * logits = build_forward(tr, ctx, n, n, &tok, &pos, &mask, &rows);
+    ggml_set_output(logits);
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
+    ggml_build_forward_expand(gf, logits);
+    ggml_backend_sched_reset(tr->sched);
+    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the forward graph");
+    std::vector<int32_t> toks(tokens, tokens + n), p(n), r(n);
+    std::vector<float> m((size_t) n * n, -INFINITY);
+    for (int i = 0; i < n; i++) {
+        p[i] = i;
+        r[i] = i;
+        for (int j = 0; j <= i; j++) m[(size_t) i * n + j] = 0.0f;
+    }
+    ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(pos, p.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(mask, m.data(), 0, m.size() * sizeof(float));
+    ggml_backend_tensor_set(rows, r.data(), 0, n * sizeof(int32_t));
+    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) throw std::runtime_error("forward failed");
+    ggml_backend_tensor_get(logits, out, 0, (size_t) n * n_vocab * sizeof(float));
+    ggml_backend_sched_reset(tr->sched);
+}
+
+}  // namespace
+
+extern "C" {
+
+int32_t fa_train_logits(fa_trainer * t, const llama_token * tokens, int32_t n, float * out, char * err, size_t err_len) {
+    try {
+        forward_logits(t, tokens, n, out);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception in the training forward");
+    }
+    ggml_backend_sched_reset(t->sched);
+    return -1;
+}
+
+fa_trainer * fa_train_init(llama_model * model, llama_context * ctx_ref, const fa_train_params * p,
+                           const char * resume_adapter, char * err, size_t err_len) {
+    fa_trainer * tr = new fa_trainer();
+    try {
+        init(tr, model, ctx_ref, p, resume_adapter);
+        return tr;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception while creating the trainer");
+    }
+    delete tr;
+    return nullptr;
+}
+
+int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
+                      const int32_t * seq_start, int32_t n_seqs, bool train, float lr, float * loss,
+                      int32_t * n_scored, char * err, size_t err_len) {
+    try {
+        *loss = run_step(t, tokens, target, n_tokens, seq_start, n_seqs, train, lr, n_scored);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception in a training step");
+    }
+    ggml_backend_sched_reset(t->sched);
+    return -1;
+}
+
+int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_len) {
+    try {
+        if (t->p.full) {
+            llama_model_save_to_file(t->model, path);
+            return 0;
+        }
+        gguf_context * g = gguf_init_empty();
+        gguf_set_val_str(g, "general.architecture", model_arch_name(t->model).c_str());
+        gguf_set_val_str(g, "general.type", "adapter");
+        gguf_set_val_str(g, "adapter.type", "lora");
+        gguf_set_val_f32(g, "adapter.lora.alpha", t->p.alpha);
+        size_t bytes = 0;
+        for (auto & pr : t->params) bytes += ggml_nbytes(pr.t) + ggml_tensor_overhead();
+        ggml_init_params ip = {bytes + 1024, nullptr, false};
+        ggml_context * hctx = ggml_init(ip);
+        for (auto & pr : t->params) gguf_add_tensor(g, host_copy(hctx, pr.t, pr.name));
+        try {
+            write_gguf(g, path);
+        } catch (...) {
+            gguf_free(g);
+            ggml_free(hctx);
+            throw;
+        }
+        gguf_free(g);
+        ggml_free(hctx);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception while saving");
+    }
+    return -1;
+}
+
+int32_t fa_train_save_state(fa_trainer * t, const char * path, char * err, size_t err_len) {
+    try {
+        gguf_context * g = gguf_init_empty();
+        gguf_set_val_str(g, "general.type", "fireact-train-state");
+        gguf_set_val_u64(g, "fireact.train.step", (uint64_t) t->step);
+        gguf_set_val_bool(g, "fireact.train.full", t->p.full);
+        gguf_set_val_i32(g, "fireact.train.rank", t->p.rank);
+        gguf_set_val_i32(g, "fireact.train.optimizer", t->p.optimizer);
+        size_t bytes = 0;
+        for (auto & pr : t->params) bytes += 3 * (ggml_nbytes(pr.t) + ggml_tensor_overhead());
+        ggml_init_params ip = {bytes + 1024, nullptr, false};
+        ggml_context * hctx = ggml_init(ip);
+        for (auto & pr : t->params) {
+            gguf_add_tensor(g, host_copy(hctx, pr.t, pr.name));
+            if (pr.m) gguf_add_tensor(g, host_copy(hctx, pr.m, pr.name + ".m"));
+            if (pr.v) gguf_add_tensor(g, host_copy(hctx, pr.v, pr.name + ".v"));
+        }
+        try {
+            write_gguf(g, path);
+        } catch (...) {
+            gguf_free(g);
+            ggml_free(hctx);
+            throw;
+        }
+        gguf_free(g);
+        ggml_free(hctx);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception while saving the training state");
+    }
+    return -1;
+}
+
+int32_t fa_train_load_state(fa_trainer * t, const char * path, char * err, size_t err_len) {
+    ggml_context * rctx = nullptr;
+    gguf_context * g = nullptr;
+    try {
+        gguf_init_params gp = {false, &rctx};
+        g = gguf_init_from_file(path, gp);
+        if (g == nullptr) throw std::runtime_error(std::string("cannot read training state ") + path);
+        int64_t k = gguf_find_key(g, "fireact.train.step");
+        if (k < 0) throw std::runtime_error(std::string(path) + " is not a fireact training state");
+        const uint64_t step = gguf_get_val_u64(g, k);
+        // Check every tensor before changing any, so a mismatched file changes nothing.
+        std::vector<std::pair<ggml_tensor *, ggml_tensor *>> pairs;
+        for (auto & pr : t->params) {
+            for (auto dst : {std::make_pair(pr.t, pr.name), std::make_pair(pr.m, pr.name + ".m"), std::make_pair(pr.v, pr.name + ".v")}) {
+                if (dst.first == nullptr) continue;
+                ggml_tensor * src = ggml_get_tensor(rctx, dst.second.c_str());
+                if (src == nullptr || !ggml_are_same_shape(src, dst.first) || src->type != dst.first->type) {
+                    throw std::runtime_error("training state " + std::string(path) + " does not match this trainer (tensor " +
+                                             dst.second + ")");
+                }
+                pairs.push_back({dst.first, src});
+            }
+        }
+        for (auto & pq : pairs) ggml_backend_tensor_set(pq.first, pq.second->data, 0, ggml_nbytes(pq.second));
+        t->step = (int64_t) step;
+        gguf_free(g);
+        ggml_free(rctx);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception while loading the training state");
+    }
+    if (g) gguf_free(g);
+    if (rctx) ggml_free(rctx);
+    return -1;
+}
+
+int64_t fa_train_n_steps(const fa_trainer * t) { return t->step; }
+int32_t fa_train_n_params(const fa_trainer * t) { return (int32_t) t->params.size(); }
+int64_t fa_train_n_param_elements(const fa_trainer * t) {
+    int64_t n = 0;
+    for (auto & pr : t->params) n += ggml_nelements(pr.t);
+    return n;
+}
+const char * fa_train_param_name(const fa_trainer * t, int32_t i) {
+    if (i < 0 || i >= (int32_t) t->params.size()) return nullptr;
+    return t->params[i].name.c_str();
+}
+int64_t fa_train_param_size(const fa_trainer * t, int32_t i) {
+    if (i < 0 || i >= (int32_t) t->params.size()) return -1;
+    return ggml_nelements(t->params[i].t);
+}
+int32_t fa_train_param_get(fa_trainer * t, int32_t i, float * dst, int64_t n) {
+    if (i < 0 || i >= (int32_t) t->params.size() || n != ggml_nelements(t->params[i].t)) return -1;
+    ggml_backend_tensor_get(t->params[i].t, dst, 0, n * sizeof(float));
+    return 0;
+}
+int32_t fa_train_param_set(fa_trainer * t, int32_t i, const float * src, int64_t n) {
+    if (i < 0 || i >= (int32_t) t->params.size() || n != ggml_nelements(t->params[i].t)) return -1;
+    ggml_backend_tensor_set(t->params[i].t, src, 0, n * sizeof(float));
+    return 0;
+}
+
+void fa_train_free(fa_trainer * t) { delete t; }
+
+}  // extern "C"

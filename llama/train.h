@@ -1,0 +1,81 @@
+// train.h declares fireact's training glue: LoRA (and full-parameter) training of
+// llama-family GGUF models with our own ggml training graph. See
+// ../shared/design/lora-training.md for why llama.cpp's llama_opt_* cannot be used
+// (KV-cache writes abort autodiff, gradient accumulators never reset, no loss
+// masking, in-place RMS_NORM_BACK corrupts CPU gradients).
+#ifndef FIREACT_TRAIN_H
+#define FIREACT_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llama.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// LoRA target bits.
+enum fa_target {
+    FA_T_Q = 1, FA_T_K = 2, FA_T_V = 4, FA_T_O = 8,
+    FA_T_GATE = 16, FA_T_UP = 32, FA_T_DOWN = 64, FA_T_OUTPUT = 128,
+};
+
+typedef struct fa_train_params {
+    int32_t  rank;          // LoRA rank
+    float    alpha;         // LoRA alpha (scale = alpha/rank)
+    uint32_t targets;       // fa_target bits
+    bool     full;          // full-parameter training of every F32 tensor instead of LoRA
+    int32_t  n_threads;
+    int32_t  optimizer;     // 0 AdamW, 1 SGD
+    float    weight_decay, beta1, beta2, eps;
+    uint32_t seed;          // initialisation of A
+    bool     f32_base;      // F32 copies of every frozen matrix (fast backward, more memory)
+    bool     f32_head;      // F32 copy of the output matrix (a quantized head is very slow)
+} fa_train_params;
+
+typedef struct fa_trainer fa_trainer;
+
+// Creates a trainer. ctx_ref is an inference context of the same model, read once
+// for its RoPE/YaRN parameters. resume_adapter (or NULL) loads A/B from an adapter.
+fa_trainer * fa_train_init(struct llama_model * model, struct llama_context * ctx_ref,
+                           const fa_train_params * p, const char * resume_adapter,
+                           char * err, size_t err_len);
+
+// One optimizer step (train=true) or a forward pass only (train=false) over packed
+// sequences: seq_start[s] is the first token of sequence s (seq_start[0] == 0);
+// attention is block-diagonal and positions restart per sequence. target[i] != 0
+// scores token i (predicted from its prefix within its sequence). Writes the mean
+// NLL over scored tokens and their count. Returns 0 or -1 (message in err).
+int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
+                      const int32_t * seq_start, int32_t n_seqs, bool train, float lr,
+                      float * loss, int32_t * n_scored, char * err, size_t err_len);
+
+// Saves the LoRA adapter (llama.cpp's format) or, for full training, the model.
+int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_len);
+
+// Saves / loads the trainable tensors, optimizer moments and step counter.
+int32_t fa_train_save_state(fa_trainer * t, const char * path, char * err, size_t err_len);
+int32_t fa_train_load_state(fa_trainer * t, const char * path, char * err, size_t err_len);
+
+int64_t fa_train_n_steps(const fa_trainer * t);
+int32_t fa_train_n_params(const fa_trainer * t);          // trainable tensors
+int64_t fa_train_n_param_elements(const fa_trainer * t);  // trainable numbers
+const char * fa_train_param_name(const fa_trainer * t, int32_t i);
+int64_t fa_train_param_size(const fa_trainer * t, int32_t i);
+// Copies a trainable tensor's values out of / into the trainer (for tests and tools).
+int32_t fa_train_param_get(fa_trainer * t, int32_t i, float * dst, int64_t n);
+int32_t fa_train_param_set(fa_trainer * t, int32_t i, const float * src, int64_t n);
+
+// Runs the training forward over one sequence and writes every position's logits
+// (n * n_vocab floats) to out. For equivalence tests against llama_decode.
+int32_t fa_train_logits(fa_trainer * t, const llama_token * tokens, int32_t n, float * out, char * err, size_t err_len);
+
+void fa_train_free(fa_trainer * t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // FIREACT_TRAIN_H

@@ -1,0 +1,415 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "train.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// Target selects the weights a LoRA adapter modifies.
+type Target uint32
+
+// LoRA targets (combine with |).
+const (
+	TargetQ      Target = C.FA_T_Q
+	TargetK      Target = C.FA_T_K
+	TargetV      Target = C.FA_T_V
+	TargetO      Target = C.FA_T_O
+	TargetGate   Target = C.FA_T_GATE
+	TargetUp     Target = C.FA_T_UP
+	TargetDown   Target = C.FA_T_DOWN
+	TargetOutput Target = C.FA_T_OUTPUT
+	// TargetsQV is FireAct's (and PEFT's) default: the query and value projections.
+	TargetsQV = TargetQ | TargetV
+	// TargetsAll is every attention and feed-forward projection.
+	TargetsAll = TargetQ | TargetK | TargetV | TargetO | TargetGate | TargetUp | TargetDown
+)
+
+// ParseTargets parses "q,v", "all", "all+output" or names from q,k,v,o,gate,up,down,output.
+func ParseTargets(s string) (Target, error) {
+	var t Target
+	names := map[string]Target{"q": TargetQ, "k": TargetK, "v": TargetV, "o": TargetO, "gate": TargetGate,
+		"up": TargetUp, "down": TargetDown, "output": TargetOutput, "all": TargetsAll}
+	for _, part := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return r == ',' || r == '+' || r == ' ' }) {
+		part = strings.TrimSuffix(strings.TrimPrefix(part, "attn_"), "_proj")
+		v, ok := names[part]
+		if !ok {
+			return 0, fmt.Errorf("unknown LoRA target %q (want q,k,v,o,gate,up,down,output or all)", part)
+		}
+		t |= v
+	}
+	if t == 0 {
+		return 0, fmt.Errorf("no LoRA targets in %q", s)
+	}
+	return t, nil
+}
+
+// TrainerOptions configure a Trainer. The zero value (with Rank set) is FireAct's
+// recipe: AdamW, alpha = 2·rank, targets q and v.
+type TrainerOptions struct {
+	// LoRA: Rank > 0 (default 8), Alpha (default 2·Rank), Targets (default q,v).
+	Rank    int
+	Alpha   float32
+	Targets Target
+	// Full trains every F32 tensor of the model instead of an adapter (small F32
+	// models; the model must be loaded with NoMmap because its weights change).
+	Full bool
+	// Optimizer is "adamw" (default) or "sgd".
+	Optimizer   string
+	WeightDecay float32
+	Beta1       float32 // default 0.9
+	Beta2       float32 // default 0.999
+	Eps         float32 // default 1e-8
+	Seed        uint32  // initialisation of A
+	Threads     int     // default: all CPUs
+	// F32Base keeps F32 copies of every frozen matrix: faster backward for small
+	// quantized models at the cost of 4 bytes per weight. F16/BF16 weights are
+	// always copied (ggml's CPU backward has no F16 kernel).
+	F32Base bool
+	// F32Head keeps an F32 copy of the output matrix (vocab × n_embd × 4 bytes); a
+	// quantized head makes every step many times slower.
+	F32Head bool
+	// ResumeAdapter starts from the A/B of an adapter file instead of fresh ones.
+	ResumeAdapter string
+}
+
+// Trainer trains a LoRA adapter (or all weights) of a model with our own ggml
+// training graph: no KV cache, exact loss masking, packed sequences with
+// block-diagonal attention, AdamW or SGD in the same graph.
+type Trainer struct {
+	mu   sync.Mutex
+	m    *Model
+	ref  *Context
+	c    *C.fa_trainer
+	opts TrainerOptions
+}
+
+// TrainBatch is one step's data: one or more sequences packed end to end.
+type TrainBatch struct {
+	Tokens []Token
+	// Target marks the tokens that are scored (predicted from their prefix); a
+	// sequence's first token cannot be a target.
+	Target []bool
+	// SeqStart holds each sequence's first index; nil means one sequence.
+	SeqStart []int
+}
+
+// StepResult is the outcome of a step or an evaluation.
+type StepResult struct {
+	Loss   float64 // mean negative log-likelihood over scored tokens (nats)
+	Scored int     // scored tokens
+}
+
+// NewTrainer creates a trainer for m.
+func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
+	if opts.Full && !m.noMmap {
+		return nil, fmt.Errorf("llama: trainer: full training changes the weights in place; load the model with NoMmap")
+	}
+	if !opts.Full {
+		if opts.Rank <= 0 {
+			opts.Rank = 8
+		}
+		if opts.Alpha == 0 {
+			opts.Alpha = float32(2 * opts.Rank)
+		}
+		if opts.Targets == 0 {
+			opts.Targets = TargetsQV
+		}
+	}
+	if opts.Beta1 == 0 {
+		opts.Beta1 = 0.9
+	}
+	if opts.Beta2 == 0 {
+		opts.Beta2 = 0.999
+	}
+	if opts.Eps == 0 {
+		opts.Eps = 1e-8
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	var optimizer C.int32_t
+	switch strings.ToLower(opts.Optimizer) {
+	case "", "adamw":
+		opts.Optimizer = "adamw"
+	case "sgd":
+		optimizer = 1
+	default:
+		return nil, fmt.Errorf("llama: trainer: unknown optimizer %q (adamw or sgd)", opts.Optimizer)
+	}
+	// The reference context is only read for RoPE/YaRN parameters.
+	ref, err := m.NewContext(ContextOptions{NCtx: 256, NBatch: 32, Threads: 1})
+	if err != nil {
+		return nil, fmt.Errorf("llama: trainer: %w", err)
+	}
+	p := C.fa_train_params{
+		rank: C.int32_t(opts.Rank), alpha: C.float(opts.Alpha), targets: C.uint32_t(opts.Targets),
+		full: C.bool(opts.Full), n_threads: C.int32_t(opts.Threads), optimizer: optimizer,
+		weight_decay: C.float(opts.WeightDecay), beta1: C.float(opts.Beta1), beta2: C.float(opts.Beta2),
+		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
+	}
+	var cres *C.char
+	if opts.ResumeAdapter != "" {
+		a, err := readAdapterFile(m, opts.ResumeAdapter)
+		if err != nil {
+			ref.Close()
+			return nil, fmt.Errorf("llama: trainer: resume: %w", err)
+		}
+		if a.Rank != opts.Rank {
+			ref.Close()
+			return nil, fmt.Errorf("llama: trainer: resume: adapter %s has rank %d, not %d", opts.ResumeAdapter, a.Rank, opts.Rank)
+		}
+		cres = C.CString(opts.ResumeAdapter)
+		defer C.free(unsafe.Pointer(cres))
+	}
+	m.mu.RLock()
+	cm, err := m.handle()
+	if err != nil {
+		m.mu.RUnlock()
+		ref.Close()
+		return nil, err
+	}
+	var errBuf [errBufLen]C.char
+	ct := C.fa_train_init(cm, ref.c, &p, cres, &errBuf[0], errBufLen)
+	m.mu.RUnlock()
+	if ct == nil {
+		ref.Close()
+		return nil, fmt.Errorf("llama: trainer for %s: %s", m.info.Path, cErr(errBuf[:]))
+	}
+	return &Trainer{m: m, ref: ref, c: ct, opts: opts}, nil
+}
+
+// Options returns the trainer's options with defaults filled in.
+func (t *Trainer) Options() TrainerOptions { return t.opts }
+
+// Step runs one optimizer step at learning rate lr and returns the loss before it.
+func (t *Trainer) Step(b TrainBatch, lr float32) (StepResult, error) {
+	return t.run(b, true, lr)
+}
+
+// Eval returns the loss of a batch without changing anything.
+func (t *Trainer) Eval(b TrainBatch) (StepResult, error) {
+	return t.run(b, false, 0)
+}
+
+func (t *Trainer) run(b TrainBatch, train bool, lr float32) (StepResult, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var r StepResult
+	if t.c == nil {
+		return r, ErrClosed
+	}
+	n := len(b.Tokens)
+	if n < 2 || len(b.Target) != n {
+		return r, fmt.Errorf("llama: train: %d tokens with %d target flags (want equal, >= 2)", n, len(b.Target))
+	}
+	starts := b.SeqStart
+	if len(starts) == 0 {
+		starts = []int{0}
+	}
+	ctoks := (*C.llama_token)(C.malloc(C.size_t(n) * 4))
+	defer C.free(unsafe.Pointer(ctoks))
+	ctgt := (*C.uint8_t)(C.malloc(C.size_t(n)))
+	defer C.free(unsafe.Pointer(ctgt))
+	cst := (*C.int32_t)(C.malloc(C.size_t(len(starts)) * 4))
+	defer C.free(unsafe.Pointer(cst))
+	toks := unsafe.Slice((*int32)(unsafe.Pointer(ctoks)), n)
+	tg := unsafe.Slice((*uint8)(unsafe.Pointer(ctgt)), n)
+	for i, tk := range b.Tokens {
+		toks[i] = int32(tk)
+		tg[i] = 0
+		if b.Target[i] {
+			tg[i] = 1
+		}
+	}
+	st := unsafe.Slice((*int32)(unsafe.Pointer(cst)), len(starts))
+	for i, s := range starts {
+		st[i] = int32(s)
+	}
+	var loss C.float
+	var scored C.int32_t
+	var errBuf [errBufLen]C.char
+	t.m.mu.RLock()
+	rc := C.fa_train_step(t.c, ctoks, ctgt, C.int32_t(n), cst, C.int32_t(len(starts)), C.bool(train), C.float(lr),
+		&loss, &scored, &errBuf[0], errBufLen)
+	t.m.mu.RUnlock()
+	if rc != 0 {
+		return r, fmt.Errorf("llama: train step: %s", cErr(errBuf[:]))
+	}
+	r.Loss, r.Scored = float64(loss), int(scored)
+	return r, nil
+}
+
+// Logits runs the training graph's forward pass over one sequence and returns the
+// logits of every position (len(tokens) rows of the vocabulary size). It exists to
+// check that training and inference compute the same function.
+func (t *Trainer) Logits(tokens []Token) ([][]float32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return nil, ErrClosed
+	}
+	n, nv := len(tokens), t.m.info.NVocab
+	if n == 0 {
+		return nil, fmt.Errorf("llama: trainer logits: no tokens")
+	}
+	ctoks := (*C.llama_token)(C.malloc(C.size_t(n) * 4))
+	defer C.free(unsafe.Pointer(ctoks))
+	for i, tk := range tokens {
+		unsafe.Slice((*int32)(unsafe.Pointer(ctoks)), n)[i] = int32(tk)
+	}
+	out := (*C.float)(C.malloc(C.size_t(n*nv) * 4))
+	defer C.free(unsafe.Pointer(out))
+	var errBuf [errBufLen]C.char
+	t.m.mu.RLock()
+	rc := C.fa_train_logits(t.c, ctoks, C.int32_t(n), out, &errBuf[0], errBufLen)
+	t.m.mu.RUnlock()
+	if rc != 0 {
+		return nil, fmt.Errorf("llama: trainer logits: %s", cErr(errBuf[:]))
+	}
+	flat := unsafe.Slice((*float32)(unsafe.Pointer(out)), n*nv)
+	rows := make([][]float32, n)
+	for i := range rows {
+		rows[i] = append([]float32(nil), flat[i*nv:(i+1)*nv]...)
+	}
+	return rows, nil
+}
+
+// Steps is the number of optimizer steps taken (restored by LoadState).
+func (t *Trainer) Steps() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return 0
+	}
+	return int64(C.fa_train_n_steps(t.c))
+}
+
+// NumParams returns the number of trainable tensors and numbers.
+func (t *Trainer) NumParams() (tensors int, elements int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return 0, 0
+	}
+	return int(C.fa_train_n_params(t.c)), int64(C.fa_train_n_param_elements(t.c))
+}
+
+// ParamNames lists the trainable tensors ("blk.0.attn_q.weight.lora_a", ...).
+func (t *Trainer) ParamNames() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	if t.c == nil {
+		return nil
+	}
+	for i := 0; i < int(C.fa_train_n_params(t.c)); i++ {
+		out = append(out, C.GoString(C.fa_train_param_name(t.c, C.int32_t(i))))
+	}
+	return out
+}
+
+func (t *Trainer) paramIndex(name string) (int, int64, error) {
+	for i := 0; i < int(C.fa_train_n_params(t.c)); i++ {
+		if C.GoString(C.fa_train_param_name(t.c, C.int32_t(i))) == name {
+			return i, int64(C.fa_train_param_size(t.c, C.int32_t(i))), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("llama: trainer has no parameter %q", name)
+}
+
+// Param returns a copy of a trainable tensor's values.
+func (t *Trainer) Param(name string) ([]float32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return nil, ErrClosed
+	}
+	i, n, err := t.paramIndex(name)
+	if err != nil {
+		return nil, err
+	}
+	buf := (*C.float)(C.malloc(C.size_t(n) * 4))
+	defer C.free(unsafe.Pointer(buf))
+	C.fa_train_param_get(t.c, C.int32_t(i), buf, C.int64_t(n))
+	out := make([]float32, n)
+	copy(out, unsafe.Slice((*float32)(unsafe.Pointer(buf)), n))
+	return out, nil
+}
+
+// SetParam overwrites a trainable tensor's values.
+func (t *Trainer) SetParam(name string, vals []float32) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return ErrClosed
+	}
+	i, n, err := t.paramIndex(name)
+	if err != nil {
+		return err
+	}
+	if int64(len(vals)) != n {
+		return fmt.Errorf("llama: set %s: %d values, want %d", name, len(vals), n)
+	}
+	buf := (*C.float)(C.malloc(C.size_t(n) * 4))
+	defer C.free(unsafe.Pointer(buf))
+	copy(unsafe.Slice((*float32)(unsafe.Pointer(buf)), n), vals)
+	C.fa_train_param_set(t.c, C.int32_t(i), buf, C.int64_t(n))
+	return nil
+}
+
+// Save writes the adapter as a llama.cpp LoRA GGUF (loadable with LoadAdapter,
+// llama.cpp's --lora and ollama's ADAPTER), or the whole model for full training.
+func (t *Trainer) Save(path string) error {
+	return t.cPath(path, func(cp *C.char, e *C.char) C.int32_t { return C.fa_train_save(t.c, cp, e, errBufLen) }, "save")
+}
+
+// SaveState writes the trainable tensors, optimizer moments and step counter, so
+// that training can resume exactly where it stopped.
+func (t *Trainer) SaveState(path string) error {
+	return t.cPath(path, func(cp *C.char, e *C.char) C.int32_t { return C.fa_train_save_state(t.c, cp, e, errBufLen) }, "save state")
+}
+
+// LoadState restores what SaveState wrote. A file from another configuration is
+// refused and changes nothing.
+func (t *Trainer) LoadState(path string) error {
+	return t.cPath(path, func(cp *C.char, e *C.char) C.int32_t { return C.fa_train_load_state(t.c, cp, e, errBufLen) }, "load state")
+}
+
+func (t *Trainer) cPath(path string, f func(*C.char, *C.char) C.int32_t, what string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return ErrClosed
+	}
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	var errBuf [errBufLen]C.char
+	t.m.mu.RLock()
+	rc := f(cp, &errBuf[0])
+	t.m.mu.RUnlock()
+	if rc != 0 {
+		return fmt.Errorf("llama: trainer %s %s: %s", what, path, cErr(errBuf[:]))
+	}
+	return nil
+}
+
+// Close frees the trainer.
+func (t *Trainer) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return nil
+	}
+	C.fa_train_free(t.c)
+	t.c = nil
+	return t.ref.Close()
+}

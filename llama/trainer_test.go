@@ -1,0 +1,459 @@
+package llama
+
+import (
+	"crypto/sha256"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fireact/fireact/llama/modelgen"
+)
+
+// trainModel writes a small llama made in code. nEmbd 256 lets llama.cpp quantize
+// it to K-quants (which need rows of 256).
+func trainModel(t testing.TB, dir, name string, nEmbd int, seed uint64) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".gguf")
+	cfg := modelgen.LlamaConfig{
+		Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
+		NEmbd: nEmbd, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 2 * nEmbd, NCtx: 512, Seed: seed,
+	}
+	if err := modelgen.WriteLlama(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func loadPath(t testing.TB, path string, opts ModelOptions) *Model {
+	t.Helper()
+	m, err := LoadModel(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func newTrainer(t testing.TB, m *Model, o TrainerOptions) *Trainer {
+	t.Helper()
+	tr, err := NewTrainer(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+const trainText = "Question: Who directed the film? Thought: I need to search the film. Action: search[the film] Observation: The film was directed by Ann. Thought: The answer is Ann. Action: finish[Ann]"
+
+// agentBatch tokenizes text and scores the second half (as if it were the agent's part).
+func agentBatch(t testing.TB, m *Model, text string) TrainBatch {
+	t.Helper()
+	toks, err := m.Tokenize(text, TokenizeOptions{AddSpecial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := make([]bool, len(toks))
+	for i := len(toks) / 2; i < len(toks); i++ {
+		tg[i] = true
+	}
+	return TrainBatch{Tokens: toks, Target: tg}
+}
+
+func TestTrainLoRALossDecreases(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 1), ModelOptions{})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Seed: 1})
+	b := agentBatch(t, m, trainText)
+	first, err := tr.Step(b, 1e-2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last StepResult
+	for i := 0; i < 40; i++ {
+		if last, err = tr.Step(b, 1e-2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last.Loss > first.Loss/3 || last.Scored != first.Scored {
+		t.Fatalf("loss %.3f -> %.3f (scored %d/%d): not learning", first.Loss, last.Loss, first.Scored, last.Scored)
+	}
+	if tr.Steps() != 41 {
+		t.Fatalf("Steps() = %d, want 41", tr.Steps())
+	}
+	t.Logf("loss %.3f -> %.3f", first.Loss, last.Loss)
+}
+
+// TestTrainMaskedLossMatchesDecode checks the masked loss against a host reference
+// computed from llama_decode's logits: mean NLL over exactly the scored tokens.
+func TestTrainMaskedLossMatchesDecode(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 2), ModelOptions{})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4})
+	b := agentBatch(t, m, trainText)
+	got, err := tr.Eval(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.NewContext(ContextOptions{NCtx: 512, TypeK: "f32", TypeV: "f32", FlashAttn: FlashAttnOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lp, err := c.ScoreTokens(b.Tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	n := 0
+	for i := 1; i < len(b.Tokens); i++ {
+		if b.Target[i] {
+			sum -= float64(lp[i-1])
+			n++
+		}
+	}
+	want := sum / float64(n)
+	if got.Scored != n || math.Abs(got.Loss-want) > 1e-4*want {
+		t.Fatalf("masked loss %.6f over %d tokens, reference %.6f over %d", got.Loss, got.Scored, want, n)
+	}
+}
+
+// TestTrainUnscoredLabelHasNoEffect: changing a token that is never a target nor an
+// input to a scored prediction must change neither the loss nor the update.
+func TestTrainUnscoredLabelHasNoEffect(t *testing.T) {
+	dir := t.TempDir()
+	path := trainModel(t, dir, "base", 64, 3)
+	m := loadPath(t, path, ModelOptions{})
+	b1 := agentBatch(t, m, trainText)
+	// Unscore the last token, then change it.
+	b1.Target[len(b1.Target)-1] = false
+	b2 := TrainBatch{Tokens: append([]Token(nil), b1.Tokens...), Target: b1.Target}
+	b2.Tokens[len(b2.Tokens)-1] = (b1.Tokens[len(b1.Tokens)-1] + 7) % Token(m.Info().NVocab)
+	var after [2][]float32
+	var loss [2]float64
+	for i, b := range []TrainBatch{b1, b2} {
+		tr := newTrainer(t, m, TrainerOptions{Rank: 4, Seed: 5, Targets: TargetsAll})
+		r, err := tr.Step(b, 1e-2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss[i] = r.Loss
+		if after[i], err = tr.Param("blk.1.ffn_down.weight.lora_b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if loss[0] != loss[1] {
+		t.Fatalf("losses differ: %v vs %v", loss[0], loss[1])
+	}
+	for i := range after[0] {
+		if after[0][i] != after[1][i] {
+			t.Fatalf("update differs at %d: %v vs %v", i, after[0][i], after[1][i])
+		}
+	}
+	// Sanity: scoring that token does change the loss.
+	b2.Target = append([]bool(nil), b1.Target...)
+	b2.Target[len(b2.Target)-1] = true
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Seed: 5})
+	r, err := tr.Eval(b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Loss == loss[0] {
+		t.Fatal("scoring the changed token did not change the loss")
+	}
+}
+
+// TestTrainGradientCheck compares the gradient implied by one SGD step with a
+// central finite difference of the loss, for elements of B and A of several target
+// kinds (B at its zero start, A after B has moved).
+func TestTrainGradientCheck(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 4), ModelOptions{})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Optimizer: "sgd", Seed: 9})
+	b := agentBatch(t, m, trainText)
+	// Move B away from zero so that A has a gradient too.
+	for i := 0; i < 3; i++ {
+		if _, err := tr.Step(b, 0.05); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const lr = 1e-3
+	const h = 1e-2
+	names := []string{
+		"blk.0.attn_q.weight.lora_b", "blk.1.attn_v.weight.lora_b", "blk.1.ffn_down.weight.lora_b",
+		"output.weight.lora_b", "blk.0.attn_k.weight.lora_a", "blk.0.ffn_gate.weight.lora_a", "blk.1.attn_output.weight.lora_a",
+	}
+	for _, name := range names {
+		before, err := tr.Param(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Step(b, lr); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := tr.Param(name)
+		// The element with the largest update has the most reliable difference.
+		k := 0
+		for i := range before {
+			if math.Abs(float64(after[i]-before[i])) > math.Abs(float64(after[k]-before[k])) {
+				k = i
+			}
+		}
+		// Restore every parameter changed by the step: reload all from a state file.
+		grad := float64(before[k]-after[k]) / lr
+		if err := tr.SetParam(name, before); err != nil {
+			t.Fatal(err)
+		}
+		// Undo the step on the other parameters too by evaluating relative to the
+		// current state: the finite difference is taken at the restored point of this
+		// tensor with the others at their post-step values, which differ by O(lr).
+		plus := append([]float32(nil), before...)
+		minus := append([]float32(nil), before...)
+		plus[k] += h
+		minus[k] -= h
+		tr.SetParam(name, plus)
+		lp, err := tr.Eval(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.SetParam(name, minus)
+		lm, _ := tr.Eval(b)
+		tr.SetParam(name, before)
+		fd := (lp.Loss - lm.Loss) / (2 * h)
+		if math.Abs(fd-grad) > 0.05*math.Abs(fd)+1e-3 {
+			t.Errorf("%s[%d]: autodiff %.6f, finite difference %.6f", name, k, grad, fd)
+		} else {
+			t.Logf("%s[%d]: autodiff %.6f, finite difference %.6f", name, k, grad, fd)
+		}
+	}
+}
+
+// TestTrainMatchesDecodeBitExact trains a few steps, saves the adapter, reloads it
+// through llama.cpp and compares llama_decode's logits with the training forward.
+func TestTrainMatchesDecodeBitExact(t *testing.T) {
+	dir := t.TempDir()
+	f32 := trainModel(t, dir, "f32", 256, 6)
+	bases := map[string]string{"f32": f32}
+	for _, q := range []string{"q8_0", "q4_k_m"} {
+		p := filepath.Join(dir, q+".gguf")
+		if err := Quantize(f32, p, q, 0); err != nil {
+			t.Fatal(err)
+		}
+		bases[q] = p
+	}
+	for _, name := range []string{"f32", "q8_0", "q4_k_m"} {
+		t.Run(name, func(t *testing.T) {
+			m := loadPath(t, bases[name], ModelOptions{})
+			tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Seed: 2})
+			b := agentBatch(t, m, trainText)
+			for i := 0; i < 5; i++ {
+				if _, err := tr.Step(b, 1e-2); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ap := filepath.Join(dir, name+"-adapter.gguf")
+			if err := tr.Save(ap); err != nil {
+				t.Fatal(err)
+			}
+			// 64 tokens: a multiple of the SIMD width, so that llama.cpp's padded KV view
+			// (zeros past the last token) sums in exactly the same order as the
+			// training graph's unpadded attention. Other lengths differ by float
+			// rounding (~1e-6) from that reduction order only.
+			toks := b.Tokens[:64]
+			want, err := tr.Logits(toks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := m.LoadAdapter(ap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			c, err := m.NewContext(ContextOptions{NCtx: 512, TypeK: "f32", TypeV: "f32", FlashAttn: FlashAttnOff})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.SetAdapter(a, 1); err != nil {
+				t.Fatal(err)
+			}
+			var batch Batch
+			for i, tk := range toks {
+				batch.Add(tk, i, 0, true)
+			}
+			if err := c.Decode(&batch); err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for i := range toks {
+				got, err := c.Logits(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				worst = math.Max(worst, maxAbsDiff(got, want[i]))
+			}
+			t.Logf("%s: max |Δlogit| between training forward and llama_decode = %g", name, worst)
+			if worst != 0 {
+				t.Fatalf("%s: training forward and llama_decode differ by %g (want bit-identical)", name, worst)
+			}
+		})
+	}
+}
+
+func fileSHA(t testing.TB, path string) [32]byte {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// TestTrainLowersPerplexity: LoRA on a small text lowers its perplexity well below
+// the base's, and the base file is byte-identical afterwards.
+func TestTrainLowersPerplexity(t *testing.T) {
+	dir := t.TempDir()
+	path := trainModel(t, dir, "base", 64, 8)
+	before := fileSHA(t, path)
+	m := loadPath(t, path, ModelOptions{})
+	text := strings.Repeat("the film was directed by ann and she was born in paris . ", 4)
+	toks, _ := m.Tokenize(text, TokenizeOptions{AddSpecial: true})
+	tg := make([]bool, len(toks))
+	for i := range tg {
+		tg[i] = i > 0
+	}
+	tr := newTrainer(t, m, TrainerOptions{Rank: 8, Targets: TargetsAll | TargetOutput, Seed: 3})
+	for i := 0; i < 30; i++ {
+		if _, err := tr.Step(TrainBatch{Tokens: toks, Target: tg}, 1e-2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ap := filepath.Join(dir, "adapter.gguf")
+	if err := tr.Save(ap); err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.NewContext(ContextOptions{NCtx: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	base, err := c.Perplexity(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.LoadAdapter(ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := c.SetAdapter(a, 1); err != nil {
+		t.Fatal(err)
+	}
+	tuned, err := c.Perplexity(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ClearAdapters()
+	t.Logf("perplexity base %.2f, with LoRA %.2f", base.Perplexity, tuned.Perplexity)
+	if tuned.Perplexity > base.Perplexity/10 {
+		t.Fatalf("perplexity with LoRA %.2f is not well below the base's %.2f", tuned.Perplexity, base.Perplexity)
+	}
+	if fileSHA(t, path) != before {
+		t.Fatal("training changed the base model file")
+	}
+}
+
+// TestTrainStateResume: 3 steps + save state + new trainer + load + 2 steps equals 5
+// steps straight, bit for bit.
+func TestTrainStateResume(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 10), ModelOptions{})
+	b := agentBatch(t, m, trainText)
+	opts := TrainerOptions{Rank: 4, Targets: TargetsAll, Seed: 4}
+	straight := newTrainer(t, m, opts)
+	for i := 0; i < 5; i++ {
+		if _, err := straight.Step(b, 1e-2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := newTrainer(t, m, opts)
+	for i := 0; i < 3; i++ {
+		first.Step(b, 1e-2)
+	}
+	state := filepath.Join(dir, "state.gguf")
+	if err := first.SaveState(state); err != nil {
+		t.Fatal(err)
+	}
+	resumed := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll, Seed: 99})
+	if err := resumed.LoadState(state); err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Steps() != 3 {
+		t.Fatalf("resumed at step %d, want 3", resumed.Steps())
+	}
+	for i := 0; i < 2; i++ {
+		resumed.Step(b, 1e-2)
+	}
+	for _, name := range straight.ParamNames() {
+		x, _ := straight.Param(name)
+		y, _ := resumed.Param(name)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("%s[%d]: straight %v, resumed %v", name, i, x[i], y[i])
+			}
+		}
+	}
+	// A state from another configuration is refused.
+	other := newTrainer(t, m, TrainerOptions{Rank: 2, Targets: TargetsAll})
+	if err := other.LoadState(state); err == nil {
+		t.Fatal("a rank-4 state loaded into a rank-2 trainer")
+	}
+}
+
+func TestTrainPackedSequencesAreIndependent(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 12), ModelOptions{})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4})
+	a := agentBatch(t, m, "Thought: search the film. Action: search[film]")
+	b := agentBatch(t, m, "Thought: the answer is Ann. Action: finish[Ann]")
+	la, _ := tr.Eval(a)
+	lb, _ := tr.Eval(b)
+	packed := TrainBatch{
+		Tokens:   append(append([]Token(nil), a.Tokens...), b.Tokens...),
+		Target:   append(append([]bool(nil), a.Target...), b.Target...),
+		SeqStart: []int{0, len(a.Tokens)},
+	}
+	lp, err := tr.Eval(packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (la.Loss*float64(la.Scored) + lb.Loss*float64(lb.Scored)) / float64(la.Scored+lb.Scored)
+	if lp.Scored != la.Scored+lb.Scored || math.Abs(lp.Loss-want) > 1e-5 {
+		t.Fatalf("packed loss %.6f (%d scored), separate %.6f (%d)", lp.Loss, lp.Scored, want, la.Scored+lb.Scored)
+	}
+}
+
+func TestTrainRejects(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 14), ModelOptions{})
+	if _, err := NewTrainer(m, TrainerOptions{Full: true}); err == nil {
+		t.Fatal("full training of an mmap-loaded model accepted")
+	}
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4})
+	if _, err := tr.Step(TrainBatch{Tokens: []Token{1, 5, 6}, Target: []bool{true, false, false}}, 1e-3); err == nil {
+		t.Fatal("a batch with no scored tokens accepted")
+	}
+	if _, err := tr.Step(TrainBatch{Tokens: []Token{1, 999999}, Target: []bool{false, true}}, 1e-3); err == nil {
+		t.Fatal("an out-of-vocabulary token accepted")
+	}
+	if _, err := ParseTargets("q,bogus"); err == nil {
+		t.Fatal("bogus target parsed")
+	}
+}
