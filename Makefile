@@ -65,7 +65,7 @@ env:
 	@echo 'export $(subst ",\",$(CGO_ENV)) GOFLAGS="-tags=$(TAGS)"' | sed 's/\\"/"/g'
 
 # System packages the tests need (Debian). Installed by the project, never by hand.
-DEB_PKGS ?=
+DEB_PKGS ?= chromium
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

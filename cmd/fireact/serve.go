@@ -1,0 +1,63 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fireact/fireact/agent/serve"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve a model and its LoRA adapters over an OpenAI-compatible HTTP API",
+		Description: `Serves /v1/models, /v1/completions, /v1/chat/completions (streamed or not),
+/v1/agent/run, /health and /metrics. Each adapter is served as the model name
+BASE+ADAPTER, so one server holds the base model and every fine-tuned agent;
+requests for different adapters are batched together. Binds 127.0.0.1 unless
+--addr says otherwise; set an API key before exposing it.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `FILE`", Required: true, EnvVars: []string{"FIREACT_MODEL"}},
+			&cli.StringFlag{Name: "name", Usage: "model `NAME` to serve the base under (default: the file name without .gguf)"},
+			&cli.StringSliceFlag{Name: "lora", Usage: "LoRA adapter `NAME=FILE` or FILE, served as BASE+NAME (repeatable)"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on"},
+			&cli.StringFlag{Name: "api-key", EnvVars: []string{"FIREACT_API_KEY"}, Usage: "require \"Authorization: Bearer `KEY`\" (prefer the environment variable: flags show in ps)"},
+			&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: 8, Usage: "requests decoded together (engine slots)"},
+			&cli.IntFlag{Name: "ctx", Aliases: []string{"c"}, Value: 4096, Usage: "KV cache cells shared by all slots"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "CPU threads (0: all)"},
+			&cli.IntFlag{Name: "gpu-layers", Aliases: []string{"ngl"}, Usage: "layers to offload to a GPU (-1: all)"},
+			&cli.StringFlag{Name: "chat-template", Usage: "chat template `NAME` (llama.cpp built-in, e.g. chatml) or text, overriding the model's"},
+			&cli.Int64Flag{Name: "max-body", Value: serve.DefaultMaxBodyBytes, Usage: "largest request body in `BYTES` (larger: 413)"},
+			&cli.IntFlag{Name: "max-tokens", Value: serve.DefaultMaxTokens, Usage: "largest max_tokens a request may ask for, and the default"},
+			&cli.Float64Flag{Name: "temperature", Usage: "temperature of requests that give none (0: greedy)"},
+			&cli.DurationFlag{Name: "timeout", Value: serve.DefaultTimeout, Usage: "per-request time limit (negative: none)"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: serve.DefaultShutdownTimeout, Usage: "how long a shutdown waits for requests in flight"},
+		},
+		Action: func(c *cli.Context) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			return serve.Run(c.Context, serve.Options{
+				ModelPath: c.String("model"),
+				Name:      c.String("name"),
+				LoRAs:     c.StringSlice("lora"),
+				Parallel:  c.Int("parallel"),
+				Ctx:       c.Int("ctx"),
+				Threads:   c.Int("threads"),
+				GPULayers: c.Int("gpu-layers"),
+				Addr:      c.String("addr"),
+				Config: serve.Config{
+					ChatTemplate:    c.String("chat-template"),
+					APIKey:          c.String("api-key"),
+					MaxBodyBytes:    c.Int64("max-body"),
+					MaxTokens:       c.Int("max-tokens"),
+					Temperature:     float32(c.Float64("temperature")),
+					Timeout:         c.Duration("timeout"),
+					ShutdownTimeout: c.Duration("shutdown-timeout"),
+					// AgentRunner: wired to the agent package once it exports its runner.
+					Logger: log,
+				},
+			})
+		},
+	}
+}
