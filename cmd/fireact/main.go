@@ -52,6 +52,7 @@ func newApp() *cli.App {
 			infoCommand(),
 			perplexityCommand(),
 			questionsCommand(),
+			reportCommand(),
 			serveCommand(),
 		},
 	}

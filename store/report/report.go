@@ -1,0 +1,443 @@
+// Package report compares recorded runs: summary tables (EM, F1, turns,
+// tokens and seconds per question, cost, noise), per-method and per-task
+// breakdowns, a per-question diff of two runs, and training loss curves. It
+// builds one data model from the store and renders it three ways: an aligned
+// terminal table (Text), JSON (JSON) and one self-contained HTML page with
+// inline SVG plots (HTML) that needs no network to view.
+//
+// report imports only store and the standard library, so that any command can
+// render a report without pulling in models or agents.
+package report
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/fireact/fireact/store"
+)
+
+// Options choose what a report covers.
+type Options struct {
+	// Runs are run ids or names, in the order to show them. Empty means every run
+	// in the store, oldest first.
+	Runs []string
+	// DiffA and DiffB name the two runs to compare question by question. Empty
+	// means: the two compared runs when exactly two are, otherwise no diff.
+	DiffA, DiffB string
+	// MaxDiffRows bounds the diff rows kept (0: all). The counts always cover
+	// every question.
+	MaxDiffRows int
+}
+
+// Report is the data model every renderer draws from.
+type Report struct {
+	GeneratedAt time.Time `json:"generated_at"`
+	Database    string    `json:"database"`
+	// Runs are the compared runs (every kind but train).
+	Runs []RunRow `json:"runs"`
+	// ByMethod and ByTask break each run down by agent method and by task.
+	ByMethod []Breakdown `json:"by_method"`
+	ByTask   []Breakdown `json:"by_task"`
+	// Noise groups runs that differ only in their noise setting.
+	Noise []NoiseGroup `json:"noise"`
+	// Turns are the per-run histograms of turns per finished episode.
+	Turns []TurnsHistogram `json:"turns"`
+	Diff  *Diff            `json:"diff,omitempty"`
+	// Loss are the training loss curves of the selected train runs.
+	Loss []LossCurve `json:"loss"`
+}
+
+// RunRow is one run's summary.
+type RunRow struct {
+	ID      int64   `json:"id"`
+	Label   string  `json:"label"` // the name, or "#ID" when unnamed
+	Kind    string  `json:"kind"`
+	Model   string  `json:"model"`
+	Adapter string  `json:"adapter,omitempty"`
+	Method  string  `json:"method"`
+	Task    string  `json:"task"`
+	Split   string  `json:"split"`
+	Noise   float64 `json:"noise"`
+	Status  string  `json:"status"`
+	// Episodes counts all recorded episodes; Finished those that are results
+	// (done or unfinished); Errors those that failed and would be retried.
+	Episodes int `json:"episodes"`
+	Finished int `json:"finished"`
+	Errors   int `json:"errors"`
+	// EM and F1 are means over finished episodes, in [0, 1].
+	EM          float64 `json:"em"`
+	F1          float64 `json:"f1"`
+	MeanTurns   float64 `json:"mean_turns"`
+	TokensPerQ  float64 `json:"tokens_per_question"`
+	SecondsPerQ float64 `json:"seconds_per_question"`
+	Cost        float64 `json:"cost"`
+	CostPerQ    float64 `json:"cost_per_question"`
+}
+
+// Breakdown is a run's results restricted to one method or one task.
+type Breakdown struct {
+	RunID     int64   `json:"run_id"`
+	Run       string  `json:"run"`
+	Key       string  `json:"key"` // the method or task
+	N         int     `json:"n"`   // finished episodes
+	EM        float64 `json:"em"`
+	F1        float64 `json:"f1"`
+	MeanTurns float64 `json:"mean_turns"`
+}
+
+// NoiseGroup is a set of runs with the same model, adapter, method, task and
+// split at different noise settings: the clean-versus-noisy comparison.
+type NoiseGroup struct {
+	Config string       `json:"config"`
+	Points []NoisePoint `json:"points"` // by noise, clean first
+}
+
+// NoisePoint is one run of a NoiseGroup.
+type NoisePoint struct {
+	RunID int64   `json:"run_id"`
+	Noise float64 `json:"noise"`
+	EM    float64 `json:"em"`
+}
+
+// TurnsHistogram counts a run's finished episodes by number of turns:
+// Counts[i] episodes took i turns.
+type TurnsHistogram struct {
+	RunID  int64  `json:"run_id"`
+	Run    string `json:"run"`
+	Counts []int  `json:"counts"`
+}
+
+// Diff compares two runs question by question.
+type Diff struct {
+	A RunRef `json:"a"`
+	B RunRef `json:"b"`
+	// Questions is the number of questions either run answered; Both those both did.
+	Questions int `json:"questions"`
+	Both      int `json:"both"`
+	// AOnly and BOnly count the questions only one run got right (EM 1).
+	AOnly int `json:"a_only_correct"`
+	BOnly int `json:"b_only_correct"`
+	// Rows are the questions where the runs differ (in EM, F1, status or coverage),
+	// in question order, at most Options.MaxDiffRows of them.
+	Rows      []DiffRow `json:"rows"`
+	Truncated bool      `json:"truncated,omitempty"`
+}
+
+// RunRef names a run.
+type RunRef struct {
+	ID    int64  `json:"id"`
+	Label string `json:"label"`
+}
+
+// DiffRow is one question of a Diff.
+type DiffRow struct {
+	Index    int     `json:"index"`
+	Question string  `json:"question"`
+	Gold     string  `json:"gold"`
+	HasA     bool    `json:"has_a"`
+	HasB     bool    `json:"has_b"`
+	PredA    string  `json:"pred_a"`
+	PredB    string  `json:"pred_b"`
+	EMA      float64 `json:"em_a"`
+	EMB      float64 `json:"em_b"`
+	F1A      float64 `json:"f1_a"`
+	F1B      float64 `json:"f1_b"`
+	// StatusA and StatusB are the episode statuses ("" without an episode).
+	StatusA string `json:"status_a"`
+	StatusB string `json:"status_b"`
+}
+
+// LossCurve is a training run's loss by step.
+type LossCurve struct {
+	RunID         int64       `json:"run_id"`
+	Run           string      `json:"run"`
+	TrainingRunID int64       `json:"training_run_id"`
+	Points        []LossPoint `json:"points"`
+}
+
+// LossPoint is one step of a LossCurve.
+type LossPoint struct {
+	Step int     `json:"step"`
+	Loss float64 `json:"loss"`
+}
+
+// Build reads the runs that opts select and computes the report.
+func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) {
+	runs, err := selectRuns(ctx, st, opts.Runs)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{GeneratedAt: time.Now().UTC(), Database: st.Path(),
+		Runs: []RunRow{}, ByMethod: []Breakdown{}, ByTask: []Breakdown{}, Noise: []NoiseGroup{}, Turns: []TurnsHistogram{}, Loss: []LossCurve{}}
+	tasks := map[int64]string{} // question id → task, shared by all runs
+	var compared []store.Run
+	for _, r := range runs {
+		if r.Kind == store.KindTrain {
+			lc, ok, err := lossCurve(ctx, st, r)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				rep.Loss = append(rep.Loss, lc)
+			}
+			continue
+		}
+		compared = append(compared, r)
+		if err := rep.addRun(ctx, st, r, tasks); err != nil {
+			return nil, err
+		}
+	}
+	rep.Noise = noiseGroups(compared, rep.Runs)
+
+	a, b := opts.DiffA, opts.DiffB
+	if a == "" && b == "" && len(compared) == 2 {
+		a, b = strconv.FormatInt(compared[0].ID, 10), strconv.FormatInt(compared[1].ID, 10)
+	}
+	if a != "" || b != "" {
+		if a == "" || b == "" {
+			return nil, errors.New("report: a diff needs two runs")
+		}
+		if rep.Diff, err = buildDiff(ctx, st, a, b, opts.MaxDiffRows); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// resolveRun finds a run by id or name.
+func resolveRun(ctx context.Context, st *store.Store, spec string) (store.Run, error) {
+	if id, err := strconv.ParseInt(spec, 10, 64); err == nil {
+		r, err := st.Run(ctx, id)
+		if err != nil {
+			return r, fmt.Errorf("report: run %s: %w", spec, err)
+		}
+		return r, nil
+	}
+	r, err := st.RunByName(ctx, spec)
+	if err != nil {
+		return r, fmt.Errorf("report: run %q: %w", spec, err)
+	}
+	return r, nil
+}
+
+func selectRuns(ctx context.Context, st *store.Store, specs []string) ([]store.Run, error) {
+	if len(specs) == 0 {
+		runs, err := st.ListRuns(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		// ListRuns is newest first; a report reads better in the order runs were made.
+		sort.Slice(runs, func(i, j int) bool { return runs[i].ID < runs[j].ID })
+		return runs, nil
+	}
+	var out []store.Run
+	seen := map[int64]bool{}
+	for _, s := range specs {
+		r, err := resolveRun(ctx, st, s)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func label(r store.Run) string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return "#" + strconv.FormatInt(r.ID, 10)
+}
+
+// acc accumulates finished episodes.
+type acc struct {
+	n             int
+	em, f1, turns float64
+}
+
+func (a *acc) add(ep store.Episode) {
+	a.n++
+	a.em += ep.EM
+	a.f1 += ep.F1
+	a.turns += float64(ep.Turns)
+}
+
+func (a *acc) breakdown(r store.Run, key string) Breakdown {
+	b := Breakdown{RunID: r.ID, Run: label(r), Key: key, N: a.n}
+	if a.n > 0 {
+		n := float64(a.n)
+		b.EM, b.F1, b.MeanTurns = a.em/n, a.f1/n, a.turns/n
+	}
+	return b
+}
+
+// addRun summarises one run and adds its breakdowns and turns histogram.
+func (rep *Report) addRun(ctx context.Context, st *store.Store, r store.Run, tasks map[int64]string) error {
+	sum, err := st.Summary(ctx, r.ID)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	eps, err := st.Episodes(ctx, r.ID)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	row := RunRow{ID: r.ID, Label: label(r), Kind: r.Kind, Model: r.Model, Adapter: r.Adapter, Method: r.Method,
+		Task: r.Task, Split: r.Split, Noise: r.Noise, Status: r.Status, Episodes: sum.Episodes,
+		Errors: sum.ByStatus[store.EpisodeError], EM: sum.EM, F1: sum.F1, MeanTurns: sum.MeanTurns,
+		SecondsPerQ: sum.SecondsPerQ, Cost: sum.Cost}
+	row.Finished = sum.Episodes - row.Errors
+	if row.Finished > 0 {
+		row.TokensPerQ = float64(sum.PromptTokens+sum.GeneratedTokens) / float64(row.Finished)
+		row.CostPerQ = sum.Cost / float64(row.Finished)
+	}
+	rep.Runs = append(rep.Runs, row)
+
+	byMethod, byTask := map[string]*acc{}, map[string]*acc{}
+	hist := TurnsHistogram{RunID: r.ID, Run: row.Label, Counts: []int{}}
+	for _, ep := range eps {
+		if ep.Status == store.EpisodeError {
+			continue // retried later, not a result
+		}
+		task, ok := tasks[ep.QuestionID]
+		if !ok {
+			q, err := st.Question(ctx, ep.QuestionID)
+			if err != nil {
+				return fmt.Errorf("report: run %d: %w", r.ID, err)
+			}
+			task = q.Task
+			tasks[ep.QuestionID] = task
+		}
+		method := ep.Method
+		if method == "" {
+			method = r.Method
+		}
+		for _, kv := range []struct {
+			m   map[string]*acc
+			key string
+		}{{byMethod, method}, {byTask, task}} {
+			a := kv.m[kv.key]
+			if a == nil {
+				a = &acc{}
+				kv.m[kv.key] = a
+			}
+			a.add(ep)
+		}
+		for len(hist.Counts) <= ep.Turns {
+			hist.Counts = append(hist.Counts, 0)
+		}
+		hist.Counts[max(ep.Turns, 0)]++
+	}
+	for _, k := range sortedKeys(byMethod) {
+		rep.ByMethod = append(rep.ByMethod, byMethod[k].breakdown(r, k))
+	}
+	for _, k := range sortedKeys(byTask) {
+		rep.ByTask = append(rep.ByTask, byTask[k].breakdown(r, k))
+	}
+	rep.Turns = append(rep.Turns, hist)
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// noiseGroups groups runs by everything but their noise setting.
+func noiseGroups(runs []store.Run, rows []RunRow) []NoiseGroup {
+	idx := map[string]int{}
+	groups := []NoiseGroup{}
+	for i, r := range runs {
+		cfg := r.Model
+		if r.Adapter != "" {
+			cfg += "+" + r.Adapter
+		}
+		cfg += " " + r.Method + " " + r.Task
+		if r.Split != "" {
+			cfg += "/" + r.Split
+		}
+		gi, ok := idx[cfg]
+		if !ok {
+			gi = len(groups)
+			idx[cfg] = gi
+			groups = append(groups, NoiseGroup{Config: cfg})
+		}
+		groups[gi].Points = append(groups[gi].Points, NoisePoint{RunID: r.ID, Noise: r.Noise, EM: rows[i].EM})
+	}
+	for _, g := range groups {
+		sort.SliceStable(g.Points, func(i, j int) bool { return g.Points[i].Noise < g.Points[j].Noise })
+	}
+	return groups
+}
+
+// lossCurve finds the training run recorded for a train run. The store has no
+// query from run to training run (the schema keeps one per run), so this reads
+// the table directly.
+func lossCurve(ctx context.Context, st *store.Store, r store.Run) (LossCurve, bool, error) {
+	var trID int64
+	err := st.DB().QueryRowContext(ctx, `SELECT id FROM training_runs WHERE run_id = ?`, r.ID).Scan(&trID)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return LossCurve{}, false, nil
+		}
+		return LossCurve{}, false, fmt.Errorf("report: training run of run %d: %w", r.ID, err)
+	}
+	pts, err := st.LossCurve(ctx, trID)
+	if err != nil {
+		return LossCurve{}, false, fmt.Errorf("report: %w", err)
+	}
+	lc := LossCurve{RunID: r.ID, Run: label(r), TrainingRunID: trID, Points: make([]LossPoint, len(pts))}
+	for i, p := range pts {
+		lc.Points[i] = LossPoint{Step: p.Step, Loss: p.Loss}
+	}
+	return lc, len(pts) > 0, nil
+}
+
+func buildDiff(ctx context.Context, st *store.Store, a, b string, maxRows int) (*Diff, error) {
+	ra, err := resolveRun(ctx, st, a)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := resolveRun(ctx, st, b)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.Diff(ctx, ra.ID, rb.ID)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	d := &Diff{A: RunRef{ra.ID, label(ra)}, B: RunRef{rb.ID, label(rb)}, Questions: len(rows), Rows: []DiffRow{}}
+	for _, r := range rows {
+		if r.HasA && r.HasB {
+			d.Both++
+		}
+		if r.EMA == 1 && r.EMB != 1 {
+			d.AOnly++
+		}
+		if r.EMB == 1 && r.EMA != 1 {
+			d.BOnly++
+		}
+		if r.HasA == r.HasB && r.EMA == r.EMB && r.F1A == r.F1B && r.StatusA == r.StatusB {
+			continue
+		}
+		if maxRows > 0 && len(d.Rows) >= maxRows {
+			d.Truncated = true
+			continue
+		}
+		d.Rows = append(d.Rows, DiffRow{Index: r.Index, Question: r.Question, Gold: r.Gold, HasA: r.HasA, HasB: r.HasB,
+			PredA: r.PredA, PredB: r.PredB, EMA: r.EMA, EMB: r.EMB, F1A: r.F1A, F1B: r.F1B,
+			StatusA: r.StatusA, StatusB: r.StatusB})
+	}
+	return d, nil
+}

@@ -1,0 +1,204 @@
+package report
+
+import (
+	"fmt"
+	"html"
+	"math"
+	"strings"
+)
+
+// The plots are drawn as inline SVG by this file: a report must open offline
+// and stay one file, so no charting library, script or font is fetched.
+
+// palette are the series colours (colour-blind safe, Okabe–Ito).
+var palette = []string{"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"}
+
+func color(i int) string { return palette[i%len(palette)] }
+
+// Plot geometry, in SVG user units.
+const (
+	plotW       = 760
+	plotH       = 340
+	marginL     = 60
+	marginR     = 20
+	marginT     = 36
+	marginB     = 90 // room for slanted category labels
+	legendRowH  = 18
+	maxLabelLen = 24
+)
+
+// svgDoc accumulates the markup of one plot.
+type svgDoc struct {
+	b     strings.Builder
+	h     float64 // total height (grows with the legend)
+	x0    float64 // plot area
+	y0    float64
+	w, hh float64
+}
+
+func newSVG(legendRows int) *svgDoc {
+	d := &svgDoc{x0: marginL, y0: marginT, w: plotW - marginL - marginR, hh: plotH - marginT - marginB}
+	d.h = plotH + float64(legendRows)*legendRowH
+	return d
+}
+
+func (d *svgDoc) add(format string, args ...any) { fmt.Fprintf(&d.b, format, args...) }
+
+// text adds escaped text.
+func (d *svgDoc) text(x, y float64, anchor, class, s string, extra string) {
+	d.add(`<text x="%.1f" y="%.1f" text-anchor="%s" class="%s"%s>%s</text>`, x, y, anchor, class, extra, html.EscapeString(s))
+}
+
+// finish wraps the markup in an <svg> element with an id and accessible title.
+func (d *svgDoc) finish(id, title string) string {
+	return fmt.Sprintf(`<svg id="%s" class="plot" xmlns="http://www.w3.org/2000/svg" width="%d" height="%.0f" viewBox="0 0 %d %.0f" role="img" aria-label="%s"><title>%s</title><text x="%d" y="20" class="ptitle">%s</text>%s</svg>`,
+		html.EscapeString(id), plotW, d.h, plotW, d.h, html.EscapeString(title), html.EscapeString(title), marginL, html.EscapeString(title), d.b.String())
+}
+
+// yAxis draws horizontal grid lines and tick labels for [lo, hi].
+func (d *svgDoc) yAxis(ticks []float64, lo, hi float64, format func(float64) string, name string) {
+	for _, t := range ticks {
+		y := d.yOf(t, lo, hi)
+		d.add(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" class="grid"/>`, d.x0, y, d.x0+d.w, y)
+		d.text(d.x0-6, y+4, "end", "tick", format(t), "")
+	}
+	d.add(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" class="axis"/>`, d.x0, d.y0, d.x0, d.y0+d.hh)
+	d.add(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" class="axis"/>`, d.x0, d.y0+d.hh, d.x0+d.w, d.y0+d.hh)
+	d.text(14, d.y0+d.hh/2, "middle", "axisname", name, fmt.Sprintf(` transform="rotate(-90 14 %.1f)"`, d.y0+d.hh/2))
+}
+
+func (d *svgDoc) yOf(v, lo, hi float64) float64 {
+	if hi <= lo {
+		return d.y0 + d.hh
+	}
+	return d.y0 + d.hh - (v-lo)/(hi-lo)*d.hh
+}
+
+// categoryLabel writes a slanted label under a category.
+func (d *svgDoc) categoryLabel(cx float64, s string) {
+	y := d.y0 + d.hh + 14
+	d.text(cx, y, "end", "cat", clip(s, maxLabelLen), fmt.Sprintf(` transform="rotate(-30 %.1f %.1f)"`, cx, y))
+}
+
+// legend lists series names under the plot.
+func (d *svgDoc) legend(names []string) {
+	for i, n := range names {
+		y := plotH + float64(i)*legendRowH - 6
+		d.add(`<rect x="%d" y="%.1f" width="12" height="12" fill="%s"/>`, marginL, y-10, color(i))
+		d.text(marginL+18, y, "start", "legend", n, "")
+	}
+}
+
+// niceTicks returns about n round tick values covering [lo, hi], and the
+// widened range they span.
+func niceTicks(lo, hi float64, n int) ([]float64, float64, float64) {
+	if hi <= lo {
+		hi = lo + 1
+	}
+	raw := (hi - lo) / float64(n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	start, end := math.Floor(lo/step)*step, math.Ceil(hi/step)*step
+	var ticks []float64
+	for t := start; t <= end+step/2; t += step {
+		ticks = append(ticks, math.Round(t/step)*step)
+	}
+	return ticks, start, end
+}
+
+func pctTick(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
+
+// groupedBars draws one group of bars per category with one bar per series;
+// NaN values are left out. Values lie in [0, hi]. Each bar has a <title>
+// tooltip with its exact value.
+func groupedBars(id, title, yName string, categories, series []string, values [][]float64, hi float64, ticks []float64, format func(float64) string) string {
+	legendRows := 0
+	if len(series) > 1 {
+		legendRows = len(series)
+	}
+	d := newSVG(legendRows)
+	d.yAxis(ticks, 0, hi, format, yName)
+	groupW := d.w / float64(max(len(categories), 1))
+	barW := groupW * 0.8 / float64(max(len(series), 1))
+	for ci, cat := range categories {
+		gx := d.x0 + float64(ci)*groupW + groupW*0.1
+		for si := range series {
+			v := values[ci][si]
+			if math.IsNaN(v) {
+				continue
+			}
+			y := d.yOf(v, 0, hi)
+			h := d.y0 + d.hh - y
+			// A zero still gets a hairline, so that "0" and "no run" look different.
+			h = max(h, 1)
+			tip := fmt.Sprintf("%s: %s", cat, format(v))
+			if len(series) > 1 {
+				tip = fmt.Sprintf("%s, %s: %s", cat, series[si], format(v))
+			}
+			d.add(`<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`,
+				gx+float64(si)*barW, d.y0+d.hh-h, math.Max(barW-2, 1), h, color(si), html.EscapeString(tip))
+		}
+		d.categoryLabel(gx+groupW*0.4, cat)
+	}
+	if len(series) > 1 {
+		d.legend(series)
+	}
+	return d.finish(id, title)
+}
+
+// xySeries is one line of a line plot.
+type xySeries struct {
+	name string
+	x, y []float64
+}
+
+// linePlot draws each series as a polyline with point markers.
+func linePlot(id, title, xName, yName string, series []xySeries) string {
+	d := newSVG(len(series))
+	xlo, xhi, ylo, yhi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for i := range s.x {
+			xlo, xhi = math.Min(xlo, s.x[i]), math.Max(xhi, s.x[i])
+			ylo, yhi = math.Min(ylo, s.y[i]), math.Max(yhi, s.y[i])
+		}
+	}
+	yt, ylo, yhi := niceTicks(math.Min(ylo, 0), yhi, 5)
+	xt, xlo, xhi := niceTicks(xlo, xhi, 8)
+	d.yAxis(yt, ylo, yhi, func(v float64) string { return fmt.Sprintf("%g", v) }, yName)
+	xOf := func(v float64) float64 { return d.x0 + (v-xlo)/(xhi-xlo)*d.w }
+	for _, t := range xt {
+		d.text(xOf(t), d.y0+d.hh+16, "middle", "tick", fmt.Sprintf("%g", t), "")
+	}
+	d.text(d.x0+d.w/2, d.y0+d.hh+40, "middle", "axisname", xName, "")
+	for si, s := range series {
+		var pts strings.Builder
+		for i := range s.x {
+			fmt.Fprintf(&pts, "%.1f,%.1f ", xOf(s.x[i]), d.yOf(s.y[i], ylo, yhi))
+		}
+		d.add(`<polyline class="line" fill="none" stroke="%s" stroke-width="2" points="%s"><title>%s</title></polyline>`,
+			color(si), strings.TrimSpace(pts.String()), html.EscapeString(s.name))
+		// Markers only while they do not crowd the line.
+		if len(s.x) <= 60 {
+			for i := range s.x {
+				d.add(`<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s step %g: %.4g</title></circle>`,
+					xOf(s.x[i]), d.yOf(s.y[i], ylo, yhi), color(si), html.EscapeString(s.name), s.x[i], s.y[i])
+			}
+		}
+	}
+	d.legend(names(series))
+	return d.finish(id, title)
+}
+
+func names(ss []xySeries) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.name
+	}
+	return out
+}

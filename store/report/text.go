@@ -1,0 +1,131 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/fireact/fireact/store"
+)
+
+// JSON writes the report as indented JSON.
+func JSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return fmt.Errorf("report: json: %w", err)
+	}
+	return nil
+}
+
+// pct formats a [0, 1] mean as a percentage, the way EM is reported.
+func pct(v float64) string { return fmt.Sprintf("%.1f", 100*v) }
+
+// noiseLabel names a noise setting.
+func noiseLabel(n float64) string {
+	if n == 0 {
+		return "clean"
+	}
+	return fmt.Sprintf("noise %g", n)
+}
+
+// clip shortens s to at most n runes for a table cell.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Text writes the report as aligned plain-text tables for a terminal.
+func Text(w io.Writer, rep *Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	section := func(title string) {
+		tw.Flush()
+		fmt.Fprintf(w, "\n%s\n", title)
+	}
+
+	fmt.Fprintf(w, "fireact report: %d runs compared, %d loss curves (%s)\n", len(rep.Runs), len(rep.Loss), rep.Database)
+	if len(rep.Runs) > 0 {
+		section("Runs")
+		p("RUN\tKIND\tMODEL\tMETHOD\tTASK\tNOISE\tN\tEM\tF1\tTURNS\tTOK/Q\tSEC/Q\tCOST\n")
+		for _, r := range rep.Runs {
+			model := r.Model
+			if r.Adapter != "" {
+				model += "+" + r.Adapter
+			}
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.2f\t%.0f\t%.2f\t%.4f\n", clip(r.Label, 28), r.Kind, clip(orDash(model), 28),
+				orDash(r.Method), orDash(r.Task), noiseLabel(r.Noise), r.Finished, pct(r.EM), pct(r.F1), r.MeanTurns,
+				r.TokensPerQ, r.SecondsPerQ, r.Cost)
+		}
+	}
+	for _, part := range []struct {
+		title, key string
+		rows       []Breakdown
+	}{{"By method", "METHOD", rep.ByMethod}, {"By task", "TASK", rep.ByTask}} {
+		if len(part.rows) == 0 {
+			continue
+		}
+		section(part.title)
+		p("RUN\t%s\tN\tEM\tF1\tTURNS\n", part.key)
+		for _, b := range part.rows {
+			p("%s\t%s\t%d\t%s\t%s\t%.2f\n", clip(b.Run, 28), orDash(b.Key), b.N, pct(b.EM), pct(b.F1), b.MeanTurns)
+		}
+	}
+	if d := rep.Diff; d != nil {
+		section(fmt.Sprintf("Diff: A = %s, B = %s", d.A.Label, d.B.Label))
+		tw.Flush()
+		fmt.Fprintf(w, "%d questions, %d answered by both; right only in A: %d, right only in B: %d\n",
+			d.Questions, d.Both, d.AOnly, d.BOnly)
+		if len(d.Rows) > 0 {
+			p("#\tQUESTION\tGOLD\tA\tEM A\tB\tEM B\n")
+			for _, r := range d.Rows {
+				pa, pb := r.PredA, r.PredB
+				pa, pb = cellOf(r.HasA, pa, r.StatusA), cellOf(r.HasB, pb, r.StatusB)
+				p("%d\t%s\t%s\t%s\t%.0f\t%s\t%.0f\n", r.Index, clip(r.Question, 40), clip(r.Gold, 20), clip(pa, 20), r.EMA, clip(pb, 20), r.EMB)
+			}
+			if d.Truncated {
+				p("…\n")
+			}
+		}
+	}
+	if len(rep.Loss) > 0 {
+		section("Training loss")
+		p("RUN\tSTEPS\tFIRST\tLAST\tMIN\n")
+		for _, lc := range rep.Loss {
+			first, last, lo := lc.Points[0].Loss, lc.Points[len(lc.Points)-1].Loss, lc.Points[0].Loss
+			for _, pt := range lc.Points {
+				lo = min(lo, pt.Loss)
+			}
+			p("%s\t%d\t%.4f\t%.4f\t%.4f\n", clip(lc.Run, 28), lc.Points[len(lc.Points)-1].Step, first, last, lo)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("report: text: %w", err)
+	}
+	return nil
+}
+
+// cellOf renders one side of a diff row: the prediction, marked when the
+// episode did not end normally.
+func cellOf(has bool, pred, status string) string {
+	switch {
+	case !has:
+		return "(none)"
+	case status != store.EpisodeDone:
+		return pred + " (" + status + ")"
+	}
+	return pred
+}
