@@ -170,10 +170,14 @@ func promptTokens(cs []choice) int {
 	return n
 }
 
+// usageOf counts the tokens of a finished request.
 func usageOf(cs []choice, rs []*llama.Result) Usage {
-	u := Usage{PromptTokens: promptTokens(cs)}
-	for _, r := range rs {
+	u := Usage{PromptTokens: promptTokens(cs), PromptTokensDetails: &PromptTokensDetails{}}
+	for i, r := range rs {
 		u.CompletionTokens += len(r.Tokens)
+		if cs[i].first {
+			u.PromptTokensDetails.CachedTokens += r.CachedTokens
+		}
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	return u

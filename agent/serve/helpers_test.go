@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -148,7 +147,3 @@ func apiError(t testing.TB, err error) (int, string) {
 	t.Fatalf("not an API error: %v", err)
 	return 0, ""
 }
-
-func intp(v int) *int { return &v }
-
-var _ = http.StatusOK

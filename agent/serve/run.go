@@ -30,7 +30,7 @@ type Options struct {
 
 // Run loads the model and adapters, serves them on o.Addr until ctx is
 // cancelled, shuts down gracefully and frees everything it loaded.
-func Run(ctx context.Context, o Options) (err error) {
+func Run(ctx context.Context, o Options) error {
 	if o.ModelPath == "" {
 		return errors.New("serve: no model file")
 	}
