@@ -71,6 +71,9 @@ struct fa_trainer {
 
     std::unordered_map<const ggml_tensor *, lora_pair>     lora;
     std::unordered_map<const ggml_tensor *, ggml_tensor *> copies;
+    // transposed: weight as used in the graph -> its transposed copy, for dx = W^T·dy.
+    std::unordered_map<const ggml_tensor *, ggml_tensor *> transposed;
+    std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> transpose_list;
     std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> copy_list;  // to fill after allocation
     std::vector<param> params;
     int64_t            step = 0;
@@ -279,7 +282,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
         }
         if (full_params.empty()) throw std::runtime_error("the model has no F32 tensors to train");
     }
-    size_t n_static = 4 * (targets.size() * 2 + full_params.size()) + to_copy.size() + 8;
+    size_t n_static = 4 * (targets.size() * 2 + full_params.size()) + to_copy.size() + frozen_matrices(*model).size() + 8;
     ggml_init_params ip = {n_static * ggml_tensor_overhead(), nullptr, true};
     tr->ctx_static = ggml_init(ip);
     for (ggml_tensor * t : to_copy) {
@@ -287,6 +290,17 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
         ggml_format_name(c, "%s.f32", ggml_get_name(t));
         tr->copies[t] = c;
         tr->copy_list.push_back({t, c});
+    }
+    if (!p->full && p->backward != 0) {
+        for (ggml_tensor * t : frozen_matrices(*model)) {
+            ggml_tensor * used = tr->w(t);
+            if (tr->transposed.count(used)) continue;
+            ggml_type tt = (p->backward == 2 && t->ne[1] % ggml_blck_size(GGML_TYPE_Q8_0) == 0) ? GGML_TYPE_Q8_0 : GGML_TYPE_F32;
+            ggml_tensor * wt = ggml_new_tensor_2d(tr->ctx_static, tt, t->ne[1], t->ne[0]);
+            ggml_format_name(wt, "%s.T", ggml_get_name(t));
+            tr->transposed[used] = wt;
+            tr->transpose_list.push_back({t, wt});
+        }
     }
     auto add_param = [&](ggml_tensor * t, const std::string & name) {
         param pr;
@@ -334,6 +348,20 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
     for (auto & c : tr->copy_list) {
         std::vector<float> f = to_f32(c.first);
         ggml_backend_tensor_set(c.second, f.data(), 0, f.size() * sizeof(float));
+    }
+    for (auto & c : tr->transpose_list) {
+        const int64_t n_in = c.first->ne[0], n_out = c.first->ne[1];
+        std::vector<float> f = to_f32(c.first), ft((size_t) n_in * n_out);
+        for (int64_t o = 0; o < n_out; o++) {
+            for (int64_t i = 0; i < n_in; i++) ft[(size_t) i * n_out + o] = f[(size_t) o * n_in + i];
+        }
+        if (c.second->type == GGML_TYPE_F32) {
+            ggml_backend_tensor_set(c.second, ft.data(), 0, ft.size() * sizeof(float));
+        } else {
+            std::vector<uint8_t> q(ggml_nbytes(c.second));
+            ggml_quantize_chunk(c.second->type, ft.data(), q.data(), 0, n_in, n_out, nullptr);
+            ggml_backend_tensor_set(c.second, q.data(), 0, q.size());
+        }
     }
 
     // A ~ U(-1/sqrt(n_in), 1/sqrt(n_in)) (PEFT's default), B = 0: training starts
@@ -445,6 +473,39 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     return tr->mm(ctx, m.output, cur);  // [n_vocab, n_scored]
 }
 
+// rewrite_frozen_backward replaces, in the autodiff graph, every gradient through a
+// frozen weight — OUT_PROD(W, transpose(dy)), which ggml's CPU kernel computes as
+// one vector update per token and weight row (re-dequantizing a quantized W each
+// time) — by MUL_MAT(W^T, dy) on a transposed copy made once at init, which runs on
+// the same fast kernels as the forward. Returns a new graph over the same roots.
+ggml_cgraph * rewrite_frozen_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph * gf,
+                                      const std::vector<ggml_tensor *> & roots) {
+    std::unordered_map<ggml_tensor *, ggml_tensor *> repl;
+    const int n = ggml_graph_n_nodes(gf);
+    for (int i = 0; i < n; i++) {
+        ggml_tensor * node = ggml_graph_node(gf, i);
+        if (node->op != GGML_OP_OUT_PROD || node->src[1] == nullptr || node->src[1]->op != GGML_OP_TRANSPOSE) continue;
+        auto it = tr->transposed.find(node->src[0]);
+        if (it == tr->transposed.end()) continue;
+        ggml_tensor * dy = node->src[1]->src[0];
+        if (dy->ne[0] != it->second->ne[0] || dy->ne[2] != 1 || dy->ne[3] != 1) continue;
+        ggml_tensor * r = ggml_mul_mat(ctx, it->second, dy);
+        if (!ggml_are_same_shape(r, node)) continue;
+        repl[node] = r;
+    }
+    if (repl.empty()) return gf;
+    for (int i = 0; i < n; i++) {
+        ggml_tensor * node = ggml_graph_node(gf, i);
+        for (int j = 0; j < GGML_MAX_SRC; j++) {
+            auto it = node->src[j] ? repl.find(node->src[j]) : repl.end();
+            if (it != repl.end()) node->src[j] = it->second;
+        }
+    }
+    ggml_cgraph * g2 = ggml_new_graph_custom(ctx, tr->graph_size, false);
+    for (ggml_tensor * r : roots) ggml_build_forward_expand(g2, r);
+    return g2;
+}
+
 float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, int n, const int32_t * seq_start,
                int n_seqs, bool train, float lr, int32_t * n_scored_out) {
     const llama_model & m = *tr->model;
@@ -478,7 +539,9 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
         for (int j = seq_start[seq_of[i]]; j <= i; j++) in.mask[(size_t) i * n + j] = 0.0f;
     }
 
-    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, true);
+    // Room for the tensors, the autodiff graph and the rewritten graph.
+    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, true) +
+                        ggml_graph_overhead_custom(tr->graph_size, false);
     ggml_init_params ip = {meta, nullptr, true};
     ggml_context * ctx = ggml_init(ip);
     if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
@@ -497,6 +560,7 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
 
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, true);
     ggml_build_forward_expand(gf, loss);
+    std::vector<ggml_tensor *> roots = {loss};
     if (train) {
         const int n_fwd = ggml_graph_n_nodes(gf);
         std::vector<ggml_tensor *> grad_accs(n_fwd, nullptr);
@@ -517,7 +581,9 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
             ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, g, pr.m, pr.v, tr->opt_params)
                                                     : ggml_opt_step_sgd(ctx, pr.t, g, tr->opt_params);
             ggml_build_forward_expand(gf, st);
+            roots.push_back(st);
         }
+        if (!tr->transposed.empty()) gf = rewrite_frozen_backward(tr, ctx, gf, roots);
     }
 
     ggml_backend_sched_reset(tr->sched);

@@ -33,6 +33,11 @@ typedef struct fa_train_params {
     uint32_t seed;          // initialisation of A
     bool     f32_base;      // F32 copies of every frozen matrix (fast backward, more memory)
     bool     f32_head;      // F32 copy of the output matrix (a quantized head is very slow)
+    // How the gradient flows back through frozen weights (dx = W^T·dy):
+    // 0 ggml's autodiff (OUT_PROD, which re-reads/dequantizes W per token: slow),
+    // 1 a pre-transposed F32 copy of W and the fast MUL_MAT kernels,
+    // 2 the same with a Q8_0 transposed copy (4x less memory, approximate dx).
+    int32_t  backward;
 } fa_train_params;
 
 typedef struct fa_trainer fa_trainer;

@@ -79,6 +79,11 @@ type TrainerOptions struct {
 	F32Head bool
 	// ResumeAdapter starts from the A/B of an adapter file instead of fresh ones.
 	ResumeAdapter string
+	// Backward selects how gradients pass through frozen weights: "transposed"
+	// (default: a transposed F32 copy of each weight, fast GEMM kernels),
+	// "transposed-q8" (the copy in Q8_0: a quarter of the memory, dx slightly
+	// approximate) or "outprod" (ggml's autodiff as is: no extra memory, slow).
+	Backward string
 }
 
 // Trainer trains a LoRA adapter (or all weights) of a model with our own ggml
@@ -145,6 +150,17 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 	default:
 		return nil, fmt.Errorf("llama: trainer: unknown optimizer %q (adamw or sgd)", opts.Optimizer)
 	}
+	var backward C.int32_t
+	switch strings.ToLower(opts.Backward) {
+	case "", "transposed":
+		opts.Backward, backward = "transposed", 1
+	case "transposed-q8":
+		backward = 2
+	case "outprod":
+		backward = 0
+	default:
+		return nil, fmt.Errorf("llama: trainer: unknown backward %q (transposed, transposed-q8 or outprod)", opts.Backward)
+	}
 	// The reference context is only read for RoPE/YaRN parameters.
 	ref, err := m.NewContext(ContextOptions{NCtx: 256, NBatch: 32, Threads: 1})
 	if err != nil {
@@ -155,6 +171,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		full: C.bool(opts.Full), n_threads: C.int32_t(opts.Threads), optimizer: optimizer,
 		weight_decay: C.float(opts.WeightDecay), beta1: C.float(opts.Beta1), beta2: C.float(opts.Beta2),
 		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
+		backward: backward,
 	}
 	var cres *C.char
 	if opts.ResumeAdapter != "" {
