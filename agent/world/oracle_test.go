@@ -1,0 +1,74 @@
+package world
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fireact/fireact/agent"
+	"github.com/fireact/fireact/store"
+	"github.com/fireact/fireact/store/trajectory"
+)
+
+func worldStore(t *testing.T, w *World) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	docs := w.Docs()
+	for i := range docs {
+		docs[i].Corpus = "world"
+	}
+	if err := s.AddCorpusDocs(context.Background(), docs); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestOracleSolvesWithRealSearch runs the oracle teacher in the real agent loop
+// with the real local search tool: it must answer (nearly) every question, and its
+// trajectories must have the method's shape.
+func TestOracleSolvesWithRealSearch(t *testing.T) {
+	w := New(DefaultConfig())
+	s := worldStore(t, w)
+	for _, m := range []agent.Method{agent.ReAct(), agent.CoT(), agent.Reflexion()} {
+		a := &agent.Agent{LLM: NewOracle(w), Search: &agent.LocalSearch{Store: s, Corpus: "world"}, Method: m,
+			Prompt: agent.Prompt{Format: agent.FormatAlpaca}}
+		em, reflections, searches := 0.0, 0, 0
+		qs := w.Train[:60]
+		for _, q := range qs {
+			r, err := a.Solve(context.Background(), agent.Query{Text: q.Text, Gold: q.Answer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			em += r.Scores.EM
+			text := trajectory.Render(r.Trajectory)
+			if strings.Contains(text, "reflection") {
+				reflections++
+			}
+			searches += strings.Count(text, "Action: search[")
+		}
+		em /= float64(len(qs))
+		t.Logf("%s: EM %.2f, %d reflections, %.1f searches/question", m.Name, em, reflections, float64(searches)/float64(len(qs)))
+		if em < 0.95 {
+			t.Errorf("%s: oracle EM %.2f < 0.95", m.Name, em)
+		}
+		switch m.Name {
+		case trajectory.MethodCoT:
+			if searches != 0 {
+				t.Errorf("CoT searched %d times", searches)
+			}
+		case trajectory.MethodReflexion:
+			if reflections == 0 {
+				t.Error("no Reflexion trajectory reflects")
+			}
+		default:
+			if searches < 2*len(qs) {
+				t.Errorf("ReAct made only %d searches for %d two-hop questions", searches, len(qs))
+			}
+		}
+	}
+}
