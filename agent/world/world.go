@@ -338,7 +338,9 @@ func (w *World) Task(split string) (tasks.Task, error) {
 func (w *World) Vocabulary() []string {
 	set := map[string]bool{}
 	add := func(s string) {
-		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '.' || r == ',' || r == '?' || r == '(' || r == ')' || r == '[' || r == ']' }) {
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool {
+			return r == ' ' || r == '.' || r == ',' || r == '?' || r == '(' || r == ')' || r == '[' || r == ']'
+		}) {
 			set[f] = true
 		}
 	}
