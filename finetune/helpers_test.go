@@ -101,3 +101,5 @@ func insertEpisodes(t testing.TB, s *store.Store, name string, ts []trajectory.T
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+type llamaToken = llama.Token

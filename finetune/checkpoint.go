@@ -1,0 +1,128 @@
+package finetune
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// checkpoint is the small JSON beside the trainer state: where training stands.
+// Data order needs no generator state: epoch e's order is drawn from (seed, e)
+// alone, and the dataset is fixed in the store, so the step number locates the
+// next batch.
+type checkpoint struct {
+	Version     int     `json:"version"`
+	Fingerprint string  `json:"fingerprint"` // of the settings that decide the run
+	Step        int     `json:"step"`        // optimizer steps done
+	Total       int     `json:"total"`
+	Epoch       int     `json:"epoch"` // epoch of the next step (0-based)
+	Batch       int     `json:"batch"` // batch of that epoch
+	Seed        uint64  `json:"seed"`
+	State       string  `json:"state,omitempty"`   // trainer state file in the directory; "" before step 1
+	Adapter     string  `json:"adapter,omitempty"` // latest adapter (or model) in the directory
+	RunID       int64   `json:"run_id"`
+	TrainingRun int64   `json:"training_run_id"`
+	DatasetID   int64   `json:"dataset_id,omitempty"`
+	DB          string  `json:"db"`
+	Tokens      int64   `json:"tokens"`
+	Elapsed     float64 `json:"elapsed_s"`
+	Loss        float64 `json:"loss"`
+	ValLoss     float64 `json:"val_loss,omitempty"`
+	Done        bool    `json:"done,omitempty"`
+}
+
+const (
+	checkpointVersion = 1
+	progressFile      = "progress.json"
+)
+
+// CheckpointDir is where training to out keeps its checkpoints: out + ".ckpt".
+func CheckpointDir(out string) string { return out + ".ckpt" }
+
+// readCheckpoint returns the checkpoint in dir, or nil when there is none.
+func readCheckpoint(dir string) (*checkpoint, error) {
+	b, err := os.ReadFile(filepath.Join(dir, progressFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finetune: read checkpoint: %w", err)
+	}
+	var c checkpoint
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("finetune: %s: %w", filepath.Join(dir, progressFile), err)
+	}
+	if c.Version != checkpointVersion {
+		return nil, fmt.Errorf("finetune: %s: checkpoint version %d, want %d", filepath.Join(dir, progressFile), c.Version, checkpointVersion)
+	}
+	return &c, nil
+}
+
+// writeCheckpoint replaces the progress file atomically (write, sync, rename), so
+// a kill leaves either the old checkpoint or the new one, never half of one; then
+// it removes state files the new checkpoint no longer names.
+func writeCheckpoint(dir string, c *checkpoint) error {
+	c.Version = checkpointVersion
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("finetune: checkpoint: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, progressFile), b); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("finetune: checkpoint: %w", err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if (strings.HasPrefix(n, "state-") || strings.HasPrefix(n, "adapter-")) && n != c.State && n != c.Adapter {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("finetune: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("finetune: sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("finetune: close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	return nil
+}
+
+// saveAtomic writes a file with save (a trainer's Save or SaveState) under a
+// temporary name and renames it into place.
+func saveAtomic(path string, save func(string) error) error {
+	tmp := path + ".tmp"
+	if err := save(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("finetune: save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

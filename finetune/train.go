@@ -1,0 +1,430 @@
+package finetune
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fireact/fireact/finetune/dataformat"
+	"github.com/fireact/fireact/llama"
+	"github.com/fireact/fireact/store"
+)
+
+// Defaults. FireAct fine-tuned Llama with alpaca-lora: LoRA rank 8, alpha 16 on
+// q_proj and v_proj, learning rate 3e-4, Hugging Face's linear decay, cutoff 512,
+// 1% validation, loss on the whole text (--train_on_inputs), 128 examples per
+// optimizer step by gradient accumulation.
+const (
+	DefaultRank = 8
+	// DefaultAlpha is 2·rank, FireAct's 16 for rank 8.
+	DefaultLR = 3e-4
+	// DefaultCutoff is twice FireAct's 512: truncation cuts off the end of a
+	// trajectory, the finish action the agent most needs to learn, and the small
+	// models this project targets have vocabularies that spend more tokens on
+	// the same text than Llama-2's. Truncated examples are counted and reported.
+	DefaultCutoff = 1024
+	// DefaultMaxTokens is the size of a packed step. The training graph has no
+	// gradient accumulation, so a step is one packed batch; a step the size of
+	// the cutoff keeps peak memory that of one full-length example.
+	DefaultMaxTokens = 1024
+	// DefaultEpochs follows alpaca-lora's default.
+	DefaultEpochs = 3
+	// DefaultVal is the validation fraction: FireAct's 1% leaves only a handful
+	// of examples of a 500-row set, too few for a stable curve.
+	DefaultVal = 0.05
+	// DefaultWarmup is the warm-up fraction of all steps.
+	DefaultWarmup = 0.03
+	// DefaultEvalEvery and DefaultSaveEvery are in optimizer steps.
+	DefaultEvalEvery = 50
+	DefaultSaveEvery = 50
+)
+
+// Config is one training job. Exactly one data source is set: Runs and/or
+// Dataset (episodes from the store), DataFile (a FireAct alpaca/gpt/sharegpt file,
+// imported into the store first) or TextFile (plain text, every token scored).
+type Config struct {
+	// Base is the GGUF model to train; it is never written.
+	Base string
+	// Out is the adapter (or, with Full, the model) written at the end. Checkpoints
+	// go to CheckpointDir(Out); running the same job again resumes from them.
+	Out string
+
+	Runs     []string // runs (names or ids) whose episodes to train on
+	Dataset  string   // a store dataset (name or id)
+	DataFile string   // a FireAct fine-tuning file
+	TextFile string   // plain text for language modelling
+
+	// MinReward keeps episodes with at least this reward; nil keeps all finished
+	// ones. Mix and TaskMix are mixing ratios per method and task (see Selection).
+	MinReward   *float64
+	Mix         map[string]float64
+	TaskMix     map[string]float64
+	DatasetName string // name of a dataset built from a selection
+
+	Template      Template
+	ChatTemplate  string // chat template override (text or llama.cpp built-in name)
+	TrainOnInputs bool
+
+	Cutoff    int     // tokens per example (default DefaultCutoff, at most the model's context)
+	MaxTokens int     // tokens per packed step (default DefaultMaxTokens, at least Cutoff)
+	Val       float64 // validation fraction (< 1) or count (default DefaultVal; < 0: none)
+	EvalEvery int     // steps between validations (default DefaultEvalEvery; < 0: only at the end)
+	SaveEvery int     // steps between checkpoints (default DefaultSaveEvery; < 0: only on stop)
+
+	Epochs   int // passes over the training examples (default DefaultEpochs when MaxSteps is 0)
+	MaxSteps int // stop after this many steps (0: Epochs decides)
+
+	LR       float64  // peak learning rate (default DefaultLR)
+	Warmup   float64  // warm-up: fraction of the steps (< 1) or steps (default DefaultWarmup; < 0: none)
+	Schedule Schedule // decay after warm-up (default linear)
+
+	Rank        int
+	Alpha       float32
+	Targets     llama.Target
+	Full        bool // train every weight of a small F32 model and write the whole model
+	F32Head     bool
+	F32Base     bool
+	Optimizer   string
+	WeightDecay float32
+	Threads     int
+	Seed        uint64
+
+	// Progress receives a progress line every second or so (nil: none).
+	Progress io.Writer
+}
+
+// Result is what a training job did.
+type Result struct {
+	Out           string
+	OutHash       string // sha256 of Out
+	Steps         int    // optimizer steps of the whole job (resumed ones included)
+	Epochs        float64
+	Resumed       int // the step this process resumed from (0: fresh start)
+	Loss          float64
+	ValLoss       float64 // last validation loss (NaN-free; 0 when no validation)
+	Tokens        int64   // tokens trained on by the whole job
+	TokensPerSec  float64 // of this process
+	Elapsed       time.Duration
+	Examples      int // training examples
+	ValExamples   int
+	Truncated     int // examples cut to the cutoff
+	Skipped       int // examples with nothing to score (dropped)
+	PieceWise     int // examples tokenized segment by segment
+	RunID         int64
+	TrainingRunID int64
+	DatasetID     int64
+	AlreadyDone   bool // the job had finished before; nothing was trained
+}
+
+func (c *Config) defaults() error {
+	n := 0
+	if len(c.Runs) > 0 || c.Dataset != "" {
+		n++
+	}
+	if c.DataFile != "" {
+		n++
+	}
+	if c.TextFile != "" {
+		n++
+	}
+	if n != 1 {
+		return errors.New("finetune: give exactly one data source: runs and/or a dataset, a data file or a text file")
+	}
+	if c.Base == "" || c.Out == "" {
+		return errors.New("finetune: base model and output path are required")
+	}
+	var err error
+	if c.Template, err = ParseTemplate(string(c.Template)); err != nil {
+		return err
+	}
+	if c.Schedule, err = ParseSchedule(string(c.Schedule)); err != nil {
+		return err
+	}
+	if c.Cutoff <= 0 {
+		c.Cutoff = DefaultCutoff
+	}
+	if c.MaxTokens <= 0 {
+		c.MaxTokens = DefaultMaxTokens
+	}
+	if c.Val == 0 {
+		c.Val = DefaultVal
+	}
+	if c.EvalEvery == 0 {
+		c.EvalEvery = DefaultEvalEvery
+	}
+	if c.SaveEvery == 0 {
+		c.SaveEvery = DefaultSaveEvery
+	}
+	if c.Epochs <= 0 && c.MaxSteps <= 0 {
+		c.Epochs = DefaultEpochs
+	}
+	if c.LR <= 0 {
+		c.LR = DefaultLR
+	}
+	if c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	if c.Rank <= 0 {
+		c.Rank = DefaultRank
+	}
+	if c.Alpha <= 0 {
+		c.Alpha = 2 * float32(c.Rank)
+	}
+	if c.Targets == 0 {
+		c.Targets = llama.TargetsQV
+	}
+	if c.Optimizer == "" {
+		c.Optimizer = "adamw"
+	}
+	return nil
+}
+
+// hyperparams is the JSON recorded with the training run; its hash is the
+// checkpoint fingerprint, so a checkpoint is only resumed by the same job.
+type hyperparams struct {
+	Base          string             `json:"base"`
+	BaseSize      int64              `json:"base_size"`
+	Out           string             `json:"out"`
+	Runs          []string           `json:"runs,omitempty"`
+	Dataset       string             `json:"dataset,omitempty"`
+	DataFile      string             `json:"data_file,omitempty"`
+	TextFile      string             `json:"text_file,omitempty"`
+	MinReward     *float64           `json:"min_reward,omitempty"`
+	Mix           map[string]float64 `json:"mix,omitempty"`
+	TaskMix       map[string]float64 `json:"task_mix,omitempty"`
+	Template      Template           `json:"template"`
+	ChatTemplate  string             `json:"chat_template,omitempty"`
+	TrainOnInputs bool               `json:"train_on_inputs"`
+	Cutoff        int                `json:"cutoff"`
+	MaxTokens     int                `json:"max_tokens"`
+	Val           float64            `json:"val"`
+	Epochs        int                `json:"epochs"`
+	MaxSteps      int                `json:"max_steps"`
+	LR            float64            `json:"lr"`
+	Warmup        float64            `json:"warmup"`
+	Schedule      Schedule           `json:"schedule"`
+	Rank          int                `json:"rank,omitempty"`
+	Alpha         float32            `json:"alpha,omitempty"`
+	Targets       uint32             `json:"targets,omitempty"`
+	Full          bool               `json:"full"`
+	F32Head       bool               `json:"f32_head"`
+	F32Base       bool               `json:"f32_base"`
+	Optimizer     string             `json:"optimizer"`
+	WeightDecay   float32            `json:"weight_decay"`
+	Seed          uint64             `json:"seed"`
+}
+
+func (c *Config) hyperparams() hyperparams {
+	abs := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		return a
+	}
+	h := hyperparams{
+		Base: abs(c.Base), Out: abs(c.Out), Runs: c.Runs, Dataset: c.Dataset, DataFile: abs(c.DataFile), TextFile: abs(c.TextFile),
+		MinReward: c.MinReward, Mix: c.Mix, TaskMix: c.TaskMix, Template: c.Template, ChatTemplate: c.ChatTemplate,
+		TrainOnInputs: c.TrainOnInputs, Cutoff: c.Cutoff, MaxTokens: c.MaxTokens, Val: c.Val, Epochs: c.Epochs,
+		MaxSteps: c.MaxSteps, LR: c.LR, Warmup: c.Warmup, Schedule: c.Schedule, Full: c.Full, F32Head: c.F32Head,
+		F32Base: c.F32Base, Optimizer: c.Optimizer, WeightDecay: c.WeightDecay, Seed: c.Seed,
+	}
+	if fi, err := os.Stat(c.Base); err == nil {
+		h.BaseSize = fi.Size()
+	}
+	if !c.Full {
+		h.Rank, h.Alpha, h.Targets = c.Rank, c.Alpha, uint32(c.Targets)
+	}
+	if c.TextFile != "" {
+		h.Template, h.TrainOnInputs = "", true
+	}
+	return h
+}
+
+func fingerprint(h hyperparams) (string, []byte) {
+	b, _ := json.Marshal(h)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), b
+}
+
+// data is the prepared training data.
+type data struct {
+	examples    []Example
+	train, val  []int
+	datasetID   int64
+	truncated   int
+	skipped     int
+	pieceWise   int
+	lengths     []int
+	stepsPerEp  []int // cached per epoch
+	trainTokens int
+}
+
+// prepare builds (or, on resume, reloads) the dataset and encodes it.
+func prepare(ctx context.Context, s *store.Store, m *llama.Model, c *Config, ck *checkpoint) (*data, error) {
+	d := &data{}
+	nctx := m.Info().NCtxTrain
+	if nctx > 0 {
+		// Positions past the model's context are untrained RoPE territory.
+		c.Cutoff = min(c.Cutoff, nctx)
+	}
+	c.MaxTokens = max(c.MaxTokens, c.Cutoff)
+	if c.TextFile != "" {
+		text, err := os.ReadFile(c.TextFile)
+		if err != nil {
+			return nil, fmt.Errorf("finetune: %w", err)
+		}
+		if d.examples, err = TextBlocks(m, string(text), c.Cutoff); err != nil {
+			return nil, fmt.Errorf("finetune: %s: %w", c.TextFile, err)
+		}
+		if len(d.examples) == 0 {
+			return nil, fmt.Errorf("finetune: %s: no text to train on", c.TextFile)
+		}
+	} else {
+		var ids []int64
+		var err error
+		if ck != nil && ck.DatasetID != 0 {
+			// Resuming: the dataset chosen at the start is in the store; sampling
+			// again could only differ (new episodes since).
+			d.datasetID = ck.DatasetID
+			ids, err = s.DatasetEpisodeIDs(ctx, d.datasetID)
+		} else {
+			d.datasetID, ids, err = chooseData(ctx, s, c)
+		}
+		if err != nil {
+			return nil, err
+		}
+		eo := EncodeOptions{TrainOnInputs: c.TrainOnInputs, Cutoff: c.Cutoff, NoEOS: c.Template == TemplateChat}
+		cache := map[int64]Example{}
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			ex, ok := cache[id]
+			if !ok {
+				t, err := s.Trajectory(ctx, id)
+				if err != nil {
+					return nil, fmt.Errorf("finetune: episode %d: %w", id, err)
+				}
+				segs, err := Segments(t, c.Template, m, c.ChatTemplate)
+				if err != nil {
+					return nil, fmt.Errorf("finetune: episode %d: %w", id, err)
+				}
+				if ex, err = Encode(m, segs, eo); err != nil {
+					return nil, fmt.Errorf("finetune: episode %d: %w", id, err)
+				}
+				ex.Source = fmt.Sprintf("episode %d", id)
+				cache[id] = ex
+			}
+			if ex.Scored() == 0 {
+				d.skipped++
+				continue
+			}
+			if ex.Truncated {
+				d.truncated++
+			}
+			if ex.PieceWise {
+				d.pieceWise++
+			}
+			d.examples = append(d.examples, ex)
+		}
+		if len(d.examples) == 0 {
+			return nil, errors.New("finetune: no example has anything to score")
+		}
+	}
+	d.lengths = make([]int, len(d.examples))
+	for i, ex := range d.examples {
+		d.lengths[i] = len(ex.Tokens)
+	}
+	d.train, d.val = SplitValidation(len(d.examples), max(c.Val, 0), c.Seed)
+	for _, i := range d.train {
+		d.trainTokens += d.lengths[i]
+	}
+	return d, nil
+}
+
+// chooseData records the job's dataset: the named one as is, or one built by the
+// selection (filters, mixing) and recorded with its recipe. A data file is
+// imported first.
+func chooseData(ctx context.Context, s *store.Store, c *Config) (int64, []int64, error) {
+	sel := Selection{Runs: c.Runs, Dataset: c.Dataset, MinReward: c.MinReward, Methods: c.Mix, Tasks: c.TaskMix,
+		Seed: c.Seed, Name: c.DatasetName}
+	if c.DataFile != "" {
+		rep, err := dataformat.ImportFile(ctx, s, c.DataFile, dataformat.ImportOptions{})
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(rep.Errors) > 0 && c.Progress != nil {
+			for _, e := range rep.Errors {
+				fmt.Fprintln(c.Progress, "skipped bad row:", e.Error())
+			}
+		}
+		sel.Dataset = fmt.Sprint(rep.DatasetID)
+	}
+	if len(sel.Runs) == 0 && sel.MinReward == nil && len(sel.Methods) == 0 && len(sel.Tasks) == 0 {
+		d, err := LookupDataset(ctx, s, sel.Dataset)
+		if err != nil {
+			return 0, nil, err
+		}
+		ids, err := s.DatasetEpisodeIDs(ctx, d.ID)
+		if err != nil {
+			return 0, nil, fmt.Errorf("finetune: dataset %d: %w", d.ID, err)
+		}
+		return d.ID, ids, nil
+	}
+	if sel.Name == "" {
+		sel.Name = "finetune/" + filepath.Base(c.Out)
+	}
+	d, ids, _, err := BuildDataset(ctx, s, sel)
+	if err != nil {
+		return 0, nil, err
+	}
+	return d.ID, ids, nil
+}
+
+// epochBatches returns the packed batches of an epoch.
+func (d *data) epochBatches(c *Config, epoch int) [][]int {
+	return Pack(d.lengths, EpochOrder(d.train, c.Seed, epoch), c.MaxTokens)
+}
+
+// totalSteps is the job's step count: Epochs passes, cut at MaxSteps; with only
+// MaxSteps, as many epochs as it takes.
+func (d *data) totalSteps(c *Config) int {
+	total := 0
+	for e := 0; ; e++ {
+		if c.Epochs > 0 && e >= c.Epochs {
+			break
+		}
+		if c.MaxSteps > 0 && total >= c.MaxSteps {
+			break
+		}
+		n := len(d.epochBatches(c, e))
+		d.stepsPerEp = append(d.stepsPerEp, n)
+		total += n
+	}
+	if c.MaxSteps > 0 {
+		total = min(total, c.MaxSteps)
+	}
+	return total
+}
+
+// locate returns the epoch and batch of step k.
+func (d *data) locate(k int) (epoch, batch int) {
+	for e, n := range d.stepsPerEp {
+		if k < n {
+			return e, k
+		}
+		k -= n
+	}
+	return len(d.stepsPerEp), 0
+}
