@@ -73,7 +73,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	defer tr.Close()
 
 	res := Result{Out: c.Out, Examples: len(d.train), ValExamples: len(d.val), Truncated: d.truncated,
-		Skipped: d.skipped, PieceWise: d.pieceWise, DatasetID: d.datasetID}
+		Skipped: d.skipped, PieceWise: d.pieceWise, DatasetID: d.datasetID, Cutoff: c.Cutoff}
 	if ck != nil && ck.State != "" {
 		if err := tr.LoadState(filepath.Join(dir, ck.State)); err != nil {
 			return res, fmt.Errorf("finetune: resume from %s: %w", dir, err)
@@ -326,7 +326,8 @@ func (l *loop) progress(last bool) {
 	if l.ck.ValLoss > 0 {
 		val = fmt.Sprintf(" val %.4f", l.ck.ValLoss)
 	}
-	fmt.Fprintf(l.c.Progress, "step %d/%d epoch %d loss %.4f%s lr %.2e %.0f tok/s ETA %s\n",
-		l.ck.Step, l.total, min(l.ck.Epoch+1, max(len(l.d.stepsPerEp), 1)), l.ck.Loss, val,
+	epoch, _ := l.d.locate(l.ck.Step - 1)
+	fmt.Fprintf(l.c.Progress, "step %d/%d epoch %d/%d loss %.4f%s lr %.2e %.0f tok/s ETA %s\n",
+		l.ck.Step, l.total, epoch+1, len(l.d.stepsPerEp), l.ck.Loss, val,
 		LR(l.c.Schedule, l.c.LR, l.ck.Step-1, l.total, l.warmup), tps, eta)
 }

@@ -113,6 +113,7 @@ type Result struct {
 	TokensPerSec  float64 // of this process
 	Elapsed       time.Duration
 	Examples      int // training examples
+	Cutoff        int // tokens per example after capping at the model's context
 	ValExamples   int
 	Truncated     int // examples cut to the cutoff
 	Skipped       int // examples with nothing to score (dropped)

@@ -48,6 +48,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			completeCommand(),
 			exportCommand(),
+			finetuneCommand(),
 			importCommand(),
 			infoCommand(),
 			perplexityCommand(),
