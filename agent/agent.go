@@ -1,0 +1,381 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fireact/fireact/agent/metrics"
+	"github.com/fireact/fireact/agent/turn"
+	"github.com/fireact/fireact/store"
+	"github.com/fireact/fireact/store/trajectory"
+)
+
+// Agent answers questions with one method, one prompt format, one LLM and an
+// optional search tool. It is safe for concurrent use: Solve keeps all
+// episode state on its own stack.
+type Agent struct {
+	LLM LLM
+	// Search serves the search action; nil means no search tool (a method
+	// with tools then observes an error message).
+	Search Tool
+	Method Method
+	Prompt Prompt
+	// Sampling applies to every turn.
+	Sampling Sampling
+	// Grammar constrains local models with GBNF so every turn parses.
+	Grammar bool
+	// MaxInvalid ends an episode (unfinished) after this many consecutive turns
+	// that did not parse even after the re-ask; 0 means 3. An untrained model
+	// would otherwise spend the whole budget on noise.
+	MaxInvalid int
+}
+
+// Sampling are the generation settings of every turn.
+type Sampling struct {
+	Temperature float64
+	TopP        float64
+	// MaxTokens bounds one turn (0: 256).
+	MaxTokens int
+	Seed      int64
+}
+
+// Query is one question to solve.
+type Query struct {
+	Text string
+	// Gold is the gold answer; "" when unknown (no reward is given and
+	// Reflexion cannot retry a wrong answer).
+	Gold string
+	// Task names the task (for reward wording); "" is plain question answering.
+	Task string
+	// Key identifies the episode for seeded tools (Noise); "" uses Text.
+	Key string
+	// Score scores an answer; nil uses metrics.QA.
+	Score func(pred, gold string) metrics.Scores
+	// OnText, when set, receives the trajectory text as it is produced
+	// (model text streamed, observations as they arrive).
+	OnText func(text string)
+}
+
+// StepInfo is what the store records about a step beyond its text.
+type StepInfo struct {
+	Raw             string // the model's text, re-ask included
+	PromptTokens    int
+	CachedTokens    int
+	GeneratedTokens int
+	Latency         time.Duration
+	Noise           string
+	Cached          bool
+	Invalid         bool // the turn did not parse
+}
+
+// Usage sums the LLM calls of an episode.
+type Usage struct {
+	Calls           int
+	PromptTokens    int
+	CachedTokens    int
+	GeneratedTokens int
+	Cost            float64
+}
+
+func (u *Usage) add(r Response) {
+	u.Calls++
+	u.PromptTokens += r.PromptTokens
+	u.CachedTokens += r.CachedTokens
+	u.GeneratedTokens += r.GeneratedTokens
+	u.Cost += r.Cost
+}
+
+// Result is a solved (or abandoned) episode.
+type Result struct {
+	Trajectory trajectory.Trajectory
+	// Info has one entry per trajectory step.
+	Info []StepInfo
+	// Status is store.EpisodeDone, store.EpisodeUnfinished or store.EpisodeError.
+	Status  string
+	Scores  metrics.Scores
+	Usage   Usage
+	Latency time.Duration
+	// Err is the failure of an error episode.
+	Err error
+}
+
+// Solve runs one episode. It returns an error (with Result.Status
+// store.EpisodeError and the steps so far) when the LLM or a tool fails for
+// good or ctx is cancelled; running out of turns or of parseable output is a
+// result (store.EpisodeUnfinished), not an error.
+func (a *Agent) Solve(ctx context.Context, q Query) (Result, error) {
+	start := time.Now()
+	ep := &episode{a: a, q: q, m: a.Method}
+	if ep.m.MaxTurns <= 0 {
+		ep.m.MaxTurns = DefaultMaxTurns
+	}
+	if q.OnText != nil {
+		q.OnText(q.Text + "\n")
+	}
+	err := ep.run(ctx)
+	res := ep.result()
+	res.Latency = time.Since(start)
+	if err != nil {
+		res.Status = store.EpisodeError
+		res.Err = err
+		return res, err
+	}
+	return res, nil
+}
+
+// episode is the state of one Solve call.
+type episode struct {
+	a        *Agent
+	q        Query
+	m        Method
+	steps    []trajectory.Step
+	info     []StepInfo
+	usage    Usage
+	finished bool
+	scores   metrics.Scores
+	reward   float64
+}
+
+func (e *episode) run(ctx context.Context) error {
+	maxInvalid := e.a.MaxInvalid
+	if maxInvalid <= 0 {
+		maxInvalid = 3
+	}
+	reflected := false
+	retries := e.m.RetryWrong
+	pendingWrong := false
+	invalid := 0
+	for k := 0; k < e.m.MaxTurns && !e.finished; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		reflection := ""
+		switch {
+		case pendingWrong:
+			reflection, pendingWrong = wrongAnswerText(), false
+		case e.m.ReflectAfter > 0 && !reflected && len(e.steps) >= e.m.ReflectAfter:
+			reflection, reflected = reflectionText(len(e.steps)), true
+		case e.m.WarnLastTurn && k == e.m.MaxTurns-1 && len(e.steps) > 0:
+			reflection = warnText(len(e.steps))
+		}
+		step, info, err := e.turn(ctx, reflection)
+		if err != nil {
+			return err
+		}
+		if info.Invalid {
+			invalid++
+			e.record(step, info)
+			if invalid >= maxInvalid {
+				break
+			}
+			continue
+		}
+		invalid = 0
+		if step.Action == turn.ActionSearch {
+			if err := e.search(ctx, &step, &info); err != nil {
+				return err
+			}
+			e.record(step, info)
+			continue
+		}
+		// finish
+		known := e.q.Gold != ""
+		if known {
+			e.scores = e.score(step.Argument)
+			e.reward = e.scores.EM
+		}
+		if known && e.reward < 1 && retries > 0 && k < e.m.MaxTurns-1 {
+			retries--
+			pendingWrong = true
+			step.Observation = incorrectObservation
+			e.record(step, info)
+			continue
+		}
+		step.Observation = FinishObservation(e.q.Task, e.reward, known)
+		e.record(step, info)
+		e.finished = true
+	}
+	return nil
+}
+
+func (e *episode) score(pred string) metrics.Scores {
+	if e.q.Score != nil {
+		return e.q.Score(pred, e.q.Gold)
+	}
+	return metrics.QA(pred, e.q.Gold)
+}
+
+// record appends a finished step and streams its observation.
+func (e *episode) record(s trajectory.Step, info StepInfo) {
+	e.steps = append(e.steps, s)
+	e.info = append(e.info, info)
+	if e.q.OnText != nil && s.Observation != "" {
+		e.q.OnText("\n" + trajectory.RenderObservation(s, 0) + "\n")
+	} else if e.q.OnText != nil {
+		e.q.OnText("\n")
+	}
+}
+
+// turn asks the model for one turn, re-asking for the action when the text
+// does not parse. An unparseable turn comes back with info.Invalid set and an
+// observation telling the model what was wrong, as FireAct's environment does.
+func (e *episode) turn(ctx context.Context, reflection string) (trajectory.Step, StepInfo, error) {
+	in := turnInput{question: e.q.Text, steps: e.steps, reflection: reflection}
+	var info StepInfo
+	text, err := e.complete(ctx, in, &info)
+	if err != nil {
+		return trajectory.Step{}, info, err
+	}
+	step := trajectory.Step{Reflection: reflection}
+	if e.m.AnswerOnly {
+		ans, perr := turn.ParseAnswer(text)
+		if perr != nil {
+			return e.invalid(step, turn.Fold(text), &info, perr), info, nil
+		}
+		step.Action, step.Argument = turn.ActionFinish, ans
+		return step, info, nil
+	}
+	t, perr := turn.Parse(text)
+	if perr != nil {
+		// FireAct's re-ask: keep the thought's first line and ask for the action.
+		thought := turn.Fold(turn.FirstLine(strings.TrimLeft(t.Thought, " ")))
+		in.reaskThought = &thought
+		more, err := e.complete(ctx, in, &info)
+		if err != nil {
+			return trajectory.Step{}, info, err
+		}
+		name, arg, perr2 := turn.ParseAction(more)
+		if perr2 != nil {
+			return e.invalid(step, thought, &info, perr2), info, nil
+		}
+		t = turn.Turn{Thought: thought, Action: name, Argument: arg}
+	}
+	if t.Action == turn.ActionSearch && !e.m.Tools {
+		return e.invalid(step, t.Thought, &info, fmt.Errorf("%w: %s takes no search", turn.ErrBadAction, e.m.Name)), info, nil
+	}
+	step.Thought, step.Action, step.Argument = t.Thought, t.Action, t.Argument
+	return step, info, nil
+}
+
+func (e *episode) invalid(step trajectory.Step, thought string, info *StepInfo, err error) trajectory.Step {
+	step.Thought = thought
+	step.Observation = "Invalid action (" + err.Error() + "). Valid actions are search[query] and finish[answer]."
+	if !e.m.Tools {
+		step.Observation = "Invalid action (" + err.Error() + "). Answer with finish[answer]."
+	}
+	info.Invalid = true
+	return step
+}
+
+// complete makes one LLM call for a turn and accounts for it on info.
+func (e *episode) complete(ctx context.Context, in turnInput, info *StepInfo) (string, error) {
+	prompt, msgs := e.a.Prompt.build(e.m, in)
+	reask := in.reaskThought != nil
+	req := Request{
+		Prompt: prompt, Messages: msgs,
+		Stop:        stops(e.m, reask),
+		MaxTokens:   e.a.Sampling.MaxTokens,
+		Temperature: e.a.Sampling.Temperature,
+		TopP:        e.a.Sampling.TopP,
+		Seed:        e.a.Sampling.Seed,
+		State: &State{Question: e.q.Text, Method: e.m.Name, Steps: e.steps,
+			Reflection: in.reflection, Reask: reask},
+	}
+	if req.MaxTokens <= 0 {
+		req.MaxTokens = 256
+	}
+	if e.a.Grammar {
+		switch {
+		case e.m.AnswerOnly:
+			req.Grammar = answerGrammar()
+		case reask:
+			req.Grammar = actionGrammar(e.m.Tools)
+		default:
+			req.Grammar = turnGrammar(e.m.Tools)
+		}
+		req.MaxTokens = max(req.MaxTokens, grammarMaxTokens)
+	}
+	if e.q.OnText != nil {
+		open := opening(e.m, in)
+		if reask {
+			open = "\nAction:"
+		}
+		e.q.OnText(open)
+		req.OnText = func(s string) error { e.q.OnText(s); return nil }
+	}
+	resp, err := e.a.LLM.Complete(ctx, req)
+	if err != nil {
+		return "", fmt.Errorf("agent: llm: %w", err)
+	}
+	// Store text must be valid UTF-8; an untrained model emits byte pieces.
+	resp.Text = strings.ToValidUTF8(resp.Text, "\uFFFD")
+	e.usage.add(resp)
+	info.PromptTokens += resp.PromptTokens
+	info.CachedTokens += resp.CachedTokens
+	info.GeneratedTokens += resp.GeneratedTokens
+	info.Latency += resp.Latency
+	if info.Raw != "" {
+		info.Raw += "\nAction:"
+	}
+	info.Raw += resp.Text
+	return resp.Text, nil
+}
+
+// search calls the search tool for a step and sets its observation.
+func (e *episode) search(ctx context.Context, step *trajectory.Step, info *StepInfo) error {
+	if e.a.Search == nil {
+		step.Observation = "Invalid action: no search tool is available. Answer with finish[answer]."
+		return nil
+	}
+	key := e.q.Key
+	if key == "" {
+		key = e.q.Text
+	}
+	start := time.Now()
+	obs, err := e.a.Search.Call(WithCallSite(ctx, CallSite{Episode: key, Step: len(e.steps)}), turn.ActionSearch, step.Argument)
+	if err != nil {
+		return fmt.Errorf("agent: search %q: %w", turn.Clip(step.Argument, 60), err)
+	}
+	info.Latency += time.Since(start)
+	info.Noise, info.Cached = obs.Noise, obs.Cached
+	step.Observation = observationLine(obs.Text)
+	return nil
+}
+
+// observationLine folds an observation to one line: a newline inside it would
+// start what the trajectory parser reads as a new field.
+func observationLine(s string) string {
+	s = turn.Fold(s)
+	if s == "" {
+		return "None"
+	}
+	return s
+}
+
+func (e *episode) result() Result {
+	t := trajectory.Trajectory{
+		Question: e.q.Text,
+		Steps:    e.steps,
+		Method:   e.m.Name,
+		Task:     e.q.Task,
+		Reward:   e.reward,
+	}
+	// FireAct's data ends tool-using trajectories with a newline and CoT ones
+	// without; keeping the quirk lets finetune's classifier read our data too.
+	if e.m.Tools {
+		t.Suffix = "\n"
+	}
+	for i := len(e.steps) - 1; i >= 0; i-- {
+		if e.steps[i].IsFinish() {
+			t.Answer = e.steps[i].Argument
+			break
+		}
+	}
+	status := store.EpisodeUnfinished
+	if e.finished {
+		status = store.EpisodeDone
+	}
+	return Result{Trajectory: t, Info: e.info, Status: status, Scores: e.scores, Usage: e.usage}
+}

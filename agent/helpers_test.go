@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/fireact/fireact/agent/metrics"
+	"github.com/fireact/fireact/agent/tasks"
+	"github.com/fireact/fireact/llama"
+	"github.com/fireact/fireact/llama/modelgen"
+	"github.com/fireact/fireact/store"
+)
+
+var (
+	tinyOnce sync.Once
+	tinyPath string
+	tinyErr  error
+	tinyDir  string
+)
+
+// tinyModel writes the tiny random GGUF model once per test binary.
+func tinyModel(tb testing.TB) string {
+	tb.Helper()
+	tinyOnce.Do(func() {
+		tinyDir, tinyErr = os.MkdirTemp("", "fireact-agent-test")
+		if tinyErr != nil {
+			return
+		}
+		tinyPath = filepath.Join(tinyDir, "tiny.gguf")
+		tinyErr = modelgen.WriteLlama(tinyPath, modelgen.LlamaConfig{Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
+			NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 128, NCtx: 2048, Seed: 1})
+	})
+	if tinyErr != nil {
+		tb.Fatalf("tiny model: %v", tinyErr)
+	}
+	return tinyPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tinyDir != "" {
+		os.RemoveAll(tinyDir)
+	}
+	os.Exit(code)
+}
+
+// newEngine loads the tiny model into an engine closed at the end of the test.
+func newEngine(tb testing.TB, seqs int, noReuse bool) *llama.Engine {
+	tb.Helper()
+	m, err := llama.LoadModel(tinyModel(tb), llama.ModelOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := llama.NewEngine(m, llama.EngineOptions{NoPrefixReuse: noReuse,
+		Context: llama.ContextOptions{NCtx: 16384, NSeqMax: seqs, Threads: 1}})
+	if err != nil {
+		m.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Close(); m.Close() })
+	return e
+}
+
+// newStore opens a fresh database in the test's temporary directory.
+func newStore(tb testing.TB) *store.Store {
+	tb.Helper()
+	s, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "fireact.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// testTask is a small in-memory task whose gold answers live in the corpus.
+func testTask(n int) *tasks.Static {
+	t := &tasks.Static{TaskName: "hotpotqa", SplitName: "test", Scorer: metrics.QA}
+	for i := 0; i < n; i++ {
+		t.Questions = append(t.Questions, tasks.Question{Index: i,
+			Text: fmt.Sprintf("Which city is the home of the number %d museum?", i),
+			Gold: fmt.Sprintf("city%d", i)})
+	}
+	return t
+}
+
+// fillCorpus indexes one document per test question.
+func fillCorpus(tb testing.TB, s *store.Store, corpus string, n int) {
+	tb.Helper()
+	var docs []store.CorpusDoc
+	for i := 0; i < n; i++ {
+		docs = append(docs, store.CorpusDoc{Corpus: corpus, Title: fmt.Sprintf("Museum %d", i),
+			Text: fmt.Sprintf("The number %d museum is in city%d. It opened long ago.\n\nMore text.", i, i)})
+	}
+	if err := s.AddCorpusDocs(context.Background(), docs); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fireact/fireact/llama"
+)
+
+// LocalLLM serves requests from a llama engine: every question in flight is a
+// concurrent Generate call, so the engine decodes them in one batch and shares
+// the prompt prefix (the few-shot prompt, the episode's earlier turns) in its
+// KV cache.
+type LocalLLM struct {
+	Engine *llama.Engine
+	// Adapters are applied to every request (a fine-tuned student's LoRA).
+	Adapters []llama.AdapterScale
+	// ChatTemplate renders chat requests (a template text or built-in name);
+	// "" uses the model's own template.
+	ChatTemplate string
+}
+
+// Complete implements LLM.
+func (l *LocalLLM) Complete(ctx context.Context, req Request) (Response, error) {
+	prompt := req.Prompt
+	if req.Messages != nil {
+		msgs := make([]llama.ChatMessage, len(req.Messages))
+		for i, m := range req.Messages {
+			msgs[i] = llama.ChatMessage{Role: m.Role, Content: m.Content}
+		}
+		p, err := l.Engine.Model().ApplyChatTemplate(l.ChatTemplate, msgs, true)
+		if err != nil {
+			return Response{}, fmt.Errorf("local llm: chat template: %w", err)
+		}
+		prompt = p
+	}
+	start := time.Now()
+	r, err := l.Engine.Generate(ctx, llama.Request{
+		Prompt:       prompt,
+		ParseSpecial: req.Messages != nil, // the template's own control tokens
+		MaxTokens:    req.MaxTokens,
+		Stop:         req.Stop,
+		Adapters:     l.Adapters,
+		OnText:       req.OnText,
+		Sampling: llama.SamplingOptions{
+			Temperature: float32(req.Temperature),
+			TopP:        float32(req.TopP),
+			Seed:        uint32(req.Seed),
+			Grammar:     req.Grammar,
+		},
+	})
+	if err != nil {
+		return Response{}, fmt.Errorf("local llm: %w", err)
+	}
+	return Response{
+		Text:            r.Text,
+		PromptTokens:    r.PromptTokens,
+		CachedTokens:    r.CachedTokens,
+		GeneratedTokens: len(r.Tokens),
+		FinishReason:    r.FinishReason,
+		Latency:         time.Since(start),
+	}, nil
+}

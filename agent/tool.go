@@ -1,0 +1,51 @@
+package agent
+
+import (
+	"context"
+	"errors"
+)
+
+// Tool runs one action of the agent (search) and returns what the agent
+// observes. Implementations must be safe for concurrent use.
+type Tool interface {
+	Call(ctx context.Context, action, arg string) (Observation, error)
+}
+
+// Observation is a tool's answer.
+type Observation struct {
+	Text string
+	// Cached is true when the answer came from the store's tool cache.
+	Cached bool
+	// Noise describes the noise a Noise wrapper applied ("" when none), as it
+	// is recorded on the step: "none" (the observation was replaced by "None")
+	// or "swap:<query>" (replaced by the observation of another query).
+	Noise string
+}
+
+// ErrUnknownAction is returned by tools asked for an action they do not
+// implement.
+var ErrUnknownAction = errors.New("agent: unknown action")
+
+// callSiteKey is the context key of CallSite.
+type callSiteKey struct{}
+
+// CallSite identifies a tool call within a run, so that seeded decorators
+// (Noise) draw the same randomness for the same call however goroutines are
+// scheduled.
+type CallSite struct {
+	// Episode identifies the question (its task, split and index, or its text).
+	Episode string
+	// Step is the 0-based step of the episode.
+	Step int
+}
+
+// WithCallSite returns ctx carrying the call site of the tool call made with it.
+func WithCallSite(ctx context.Context, cs CallSite) context.Context {
+	return context.WithValue(ctx, callSiteKey{}, cs)
+}
+
+// CallSiteFrom returns the call site carried by ctx, if any.
+func CallSiteFrom(ctx context.Context) (CallSite, bool) {
+	cs, ok := ctx.Value(callSiteKey{}).(CallSite)
+	return cs, ok
+}
