@@ -143,5 +143,3 @@ func Clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-

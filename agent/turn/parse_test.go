@@ -10,9 +10,9 @@ import (
 
 func TestParseTurn(t *testing.T) {
 	tests := []struct {
-		name, in              string
+		name, in             string
 		thought, action, arg string
-		err                   error
+		err                  error
 	}{
 		{"canonical", " I need X.\nAction: search[X]", "I need X.", "search", "X", nil},
 		{"repeated label", "Thought: I need X.\nAction: search[X]", "I need X.", "search", "X", nil},

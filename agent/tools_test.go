@@ -1,0 +1,194 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// countingTool answers "obs:<query>" and counts its calls.
+type countingTool struct{ calls atomic.Int64 }
+
+func (c *countingTool) Call(_ context.Context, action, arg string) (Observation, error) {
+	c.calls.Add(1)
+	return Observation{Text: "obs:" + arg}, nil
+}
+
+// TestNoiseRateAndReproducibility runs 1,000 noisy calls concurrently with
+// p=0.5 and checks the applied rate and that the same seed reproduces exactly.
+func TestNoiseRateAndReproducibility(t *testing.T) {
+	queries := []string{"q1", "q2", "q3", "q4"}
+	run := func(seed int64) []Observation {
+		n := &Noise{Inner: &countingTool{}, P: 0.5, Seed: seed, Queries: queries}
+		out := make([]Observation, 1000)
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < 1000; i += 8 {
+					ctx := WithCallSite(context.Background(), CallSite{Episode: fmt.Sprintf("hotpotqa/dev/%d", i/10), Step: i % 10})
+					o, err := n.Call(ctx, "search", fmt.Sprintf("query %d", i))
+					if err != nil {
+						t.Error(err)
+					}
+					out[i] = o
+				}
+			}(w)
+		}
+		wg.Wait()
+		return out
+	}
+	a, b, c := run(42), run(42), run(43)
+	applied, none, swap := 0, 0, 0
+	for i, o := range a {
+		if o != b[i] {
+			t.Fatalf("call %d differs between runs with the same seed: %+v vs %+v", i, o, b[i])
+		}
+		switch {
+		case o.Noise == "":
+			if o.Text != fmt.Sprintf("obs:query %d", i) {
+				t.Fatalf("clean call %d observed %q", i, o.Text)
+			}
+		case o.Noise == "none":
+			applied++
+			none++
+			if o.Text != NoneObservation {
+				t.Fatalf("none noise with text %q", o.Text)
+			}
+		case strings.HasPrefix(o.Noise, "swap:"):
+			applied++
+			swap++
+			if o.Text != "obs:"+strings.TrimPrefix(o.Noise, "swap:") {
+				t.Fatalf("swap noise %q with text %q", o.Noise, o.Text)
+			}
+		default:
+			t.Fatalf("unknown noise %q", o.Noise)
+		}
+	}
+	rate := float64(applied) / 1000
+	if rate < 0.45 || rate > 0.55 {
+		t.Fatalf("applied noise rate %.3f, want 0.5±0.05", rate)
+	}
+	if none < 150 || swap < 150 {
+		t.Fatalf("none %d / swap %d: both kinds should be common", none, swap)
+	}
+	same := 0
+	for i := range a {
+		if a[i] == c[i] {
+			same++
+		}
+	}
+	if same == 1000 {
+		t.Fatal("a different seed gave the same noise")
+	}
+	t.Logf("rate %.3f (none %d, swap %d)", rate, none, swap)
+}
+
+// TestCacheAndReplay checks that cache hits do not call the backend and that
+// replay answers only from the cache.
+func TestCacheAndReplay(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	inner := &countingTool{}
+	c := &Cache{Inner: inner, Store: s, Backend: "serpapi"}
+	for i, q := range []string{"Paris", "paris ", "PARIS", "London"} {
+		o, err := c.Call(ctx, "search", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCached := i == 1 || i == 2
+		if o.Cached != wantCached {
+			t.Fatalf("call %d (%q): cached %v, want %v", i, q, o.Cached, wantCached)
+		}
+	}
+	if n := inner.calls.Load(); n != 2 {
+		t.Fatalf("backend called %d times, want 2", n)
+	}
+	r := &Replay{Store: s, Backends: []string{"serpapi"}}
+	if o, err := r.Call(ctx, "search", "london"); err != nil || o.Text != "obs:London" || !o.Cached {
+		t.Fatalf("replay hit = %+v, %v", o, err)
+	}
+	if o, err := r.Call(ctx, "search", "Berlin"); err != nil || o.Text != ReplayMiss {
+		t.Fatalf("replay miss = %+v, %v", o, err)
+	}
+}
+
+func TestLocalSearchSnippet(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fillCorpus(t, s, "wiki", 3)
+	l := &LocalSearch{Store: s, Corpus: "wiki"}
+	o, err := l.Call(ctx, "search", "number 2 museum")
+	if err != nil || o.Text != "The number 2 museum is in city2. It opened long ago." {
+		t.Fatalf("search = %+v, %v", o, err)
+	}
+	if o, _ := l.Call(ctx, "search", "zzzz"); o.Text != NoResult {
+		t.Fatalf("no-hit search = %q", o.Text)
+	}
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"Short one.", 100, "Short one."},
+		{"First sentence. Second sentence is long.", 30, "First sentence."},
+		{"Nosentenceboundary here at all", 20, "Nosentenceboundary..."},
+		{"Para one.\n\nPara two.", 100, "Para one."},
+	}
+	for _, tc := range tests {
+		if got := Snippet(tc.in, tc.n); got != tc.want {
+			t.Errorf("Snippet(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestSerpAPI runs the SerpAPI tool against a local server answering with the
+// JSON shapes FireAct's priority order reads, and checks that the key never
+// appears in errors.
+func TestSerpAPI(t *testing.T) {
+	const key = "secret-serp-key"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("api_key") != key || r.URL.Query().Get("engine") != "google" {
+			w.WriteHeader(401)
+			w.Write([]byte(`{"error":"Invalid API key ` + r.URL.Query().Get("api_key") + `"}`))
+			return
+		}
+		var body any
+		switch r.URL.Query().Get("q") {
+		case "answer":
+			body = map[string]any{"answer_box": map[string]any{"answer": "42", "snippet": "no"}}
+		case "snippet":
+			body = map[string]any{"answer_box": map[string]any{"snippet": "box snippet"}, "organic_results": []any{map[string]any{"snippet": "no"}}}
+		case "words":
+			body = map[string]any{"answer_box": map[string]any{"snippet_highlighted_words": []string{"highlight"}}}
+		case "organic":
+			body = map[string]any{"organic_results": []any{map[string]any{"snippet": "first organic"}, map[string]any{"snippet": "second"}}}
+		default:
+			body = map[string]any{}
+		}
+		json.NewEncoder(w).Encode(body)
+	}))
+	defer srv.Close()
+	s := &SerpAPI{Key: key, BaseURL: srv.URL, Client: srv.Client()}
+	for q, want := range map[string]string{"answer": "42", "snippet": "box snippet", "words": "highlight", "organic": "first organic", "nothing": "None"} {
+		o, err := s.Call(context.Background(), "search", q)
+		if err != nil || o.Text != want {
+			t.Errorf("search %q = %q, %v; want %q", q, o.Text, err, want)
+		}
+	}
+	bad := &SerpAPI{Key: "wrong-key-123", BaseURL: srv.URL, Client: srv.Client()}
+	if _, err := bad.Call(context.Background(), "search", "x"); err == nil || strings.Contains(err.Error(), "wrong-key-123") {
+		t.Fatalf("bad key error = %v (must fail without echoing the key)", err)
+	}
+	down := &SerpAPI{Key: key, BaseURL: "http://127.0.0.1:1/search.json"}
+	if _, err := down.Call(context.Background(), "search", "x"); err == nil || strings.Contains(err.Error(), key) {
+		t.Fatalf("connection error = %v (must fail without the key)", err)
+	}
+}
