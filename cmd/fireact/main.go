@@ -47,13 +47,17 @@ func newApp() *cli.App {
 		// Commands are defined one per file; keep this list sorted by name.
 		Commands: []*cli.Command{
 			completeCommand(),
+			evalCommand(),
 			exportCommand(),
 			finetuneCommand(),
+			generateCommand(),
 			importCommand(),
+			indexCommand(),
 			infoCommand(),
 			perplexityCommand(),
 			questionsCommand(),
 			reportCommand(),
+			runCommand(),
 			serveCommand(),
 		},
 	}

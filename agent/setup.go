@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/fireact/fireact/store"
+)
+
+// Search backend names.
+const (
+	SearchSerpAPI = "serpapi"
+	SearchLocal   = "local"
+	SearchReplay  = "replay"
+	SearchNone    = "none"
+)
+
+// SearchOptions select and configure the search tool of a run.
+type SearchOptions struct {
+	// Backend is SearchSerpAPI, SearchLocal, SearchReplay or SearchNone.
+	Backend string
+	// Corpus is the local backend's corpus name.
+	Corpus string
+	// BaseURL overrides SerpAPI's endpoint.
+	BaseURL string
+	// ReplayFrom are the cache namespaces replay reads (default: serpapi and,
+	// with a corpus, local:<corpus>).
+	ReplayFrom []string
+	// Noise is the probability of FireAct's noisy observation (0: clean),
+	// drawn with Seed; NoiseQueries are the "other queries" of swapped
+	// observations.
+	Noise        float64
+	Seed         int64
+	NoiseQueries []string
+}
+
+// NewSearch builds the search tool chain of a run: the backend, behind the
+// store's tool cache (except replay, which is the cache), behind the noise
+// injector when Noise > 0. It returns nil for SearchNone.
+func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
+	var t Tool
+	switch o.Backend {
+	case SearchNone, "":
+		return nil, nil
+	case SearchLocal:
+		if o.Corpus == "" {
+			return nil, fmt.Errorf("agent: local search needs a corpus name (fireact index FILE --corpus NAME)")
+		}
+		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus}, Store: s, Backend: "local:" + o.Corpus}
+	case SearchSerpAPI:
+		sa, err := NewSerpAPI(o.BaseURL)
+		if err != nil {
+			return nil, err
+		}
+		t = &Cache{Inner: sa, Store: s, Backend: SearchSerpAPI}
+	case SearchReplay:
+		from := o.ReplayFrom
+		if len(from) == 0 {
+			from = []string{SearchSerpAPI}
+			if o.Corpus != "" {
+				from = append(from, "local:"+o.Corpus)
+			}
+		}
+		t = &Replay{Store: s, Backends: from}
+	default:
+		return nil, fmt.Errorf("agent: unknown search backend %q (want serpapi, local, replay or none)", o.Backend)
+	}
+	if o.Noise > 0 {
+		if o.Noise > 1 {
+			return nil, fmt.Errorf("agent: noise probability %v is above 1", o.Noise)
+		}
+		t = &Noise{Inner: t, P: o.Noise, Seed: o.Seed, Queries: o.NoiseQueries}
+	}
+	return t, nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/fireact/fireact/agent"
+	"github.com/fireact/fireact/store"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "answer one question, streaming the trajectory to the terminal",
+		ArgsUsage: "\"QUESTION\"",
+		Flags: append(agentFlags(string(agent.FormatFewShot)),
+			&cli.StringFlag{Name: "method", Value: "react", Usage: "react, cot, reflexion or io"},
+			&cli.StringFlag{Name: "task", Usage: "task whose built-in examples and answer style to use (hotpotqa, strategyqa, mmlu)"},
+			&cli.StringFlag{Name: "gold", Usage: "gold answer, to score the answer"},
+			&cli.StringFlag{Name: "record", Usage: "record the episode in run `NAME` (created if needed)"},
+		),
+		Action: func(c *cli.Context) error {
+			args, err := trailingFlags(c)
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("want one question argument (quote it)")
+			}
+			s, err := openStoreDB(c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ls, err := buildLLM(c)
+			if err != nil {
+				return err
+			}
+			defer ls.close()
+			search, err := buildSearch(c, s, nil)
+			if err != nil {
+				return err
+			}
+			a, err := buildAgent(c, ls, search, c.String("method"), c.String("task"))
+			if err != nil {
+				return err
+			}
+			var rec *store.Store
+			var runID int64
+			if name := c.String("record"); name != "" {
+				r, _, err := agent.OpenRun(c.Context, s, store.Run{Name: name, Kind: store.KindEval, Config: runConfig(c, c.String("method")),
+					Model: c.String("model"), Method: a.Method.Name, Task: agent.AdhocTask, Split: agent.AdhocSplit, Seed: c.Int64("seed")})
+				if err != nil {
+					return err
+				}
+				rec, runID = s, r.ID
+			}
+			w := c.App.Writer
+			res, err := agent.Answer(c.Context, rec, runID, a, agent.Query{Text: args[0], Gold: c.String("gold"),
+				Task: c.String("task"), OnText: func(t string) { fmt.Fprint(w, t) }})
+			fmt.Fprintf(w, "\n%s after %d steps in %s; answer: %q", res.Status, len(res.Trajectory.Steps), res.Latency.Round(1e6), res.Trajectory.Answer)
+			if c.String("gold") != "" {
+				fmt.Fprintf(w, " (EM %.0f, F1 %.2f)", res.Scores.EM, res.Scores.F1)
+			}
+			fmt.Fprintln(w)
+			return err
+		},
+	}
+}
