@@ -22,8 +22,9 @@ import (
 // 1% validation, loss on the whole text (--train_on_inputs), 128 examples per
 // optimizer step by gradient accumulation.
 const (
+	// DefaultRank is FireAct's LoRA rank; alpha defaults to 2·rank (FireAct's 16).
 	DefaultRank = 8
-	// DefaultAlpha is 2·rank, FireAct's 16 for rank 8.
+	// DefaultLR is FireAct's (and alpaca-lora's) learning rate.
 	DefaultLR = 3e-4
 	// DefaultCutoff is twice FireAct's 512: truncation cuts off the end of a
 	// trajectory, the finish action the agent most needs to learn, and the small
