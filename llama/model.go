@@ -100,12 +100,12 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 		return nil, fmt.Errorf("llama: load model %s: %s", path, cErr(errBuf[:]))
 	}
 	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), file: f, noMmap: opts.NoMmap}
-	m.info = m.readInfo(path)
+	m.info = m.readInfo(path, opts.VocabOnly)
 	m.cleanup = runtime.AddCleanup(m, func(c *C.struct_llama_model) { C.llama_model_free(c) }, cm)
 	return m, nil
 }
 
-func (m *Model) readInfo(path string) ModelInfo {
+func (m *Model) readInfo(path string, vocabOnly bool) ModelInfo {
 	vt := map[C.enum_llama_vocab_type]string{
 		C.LLAMA_VOCAB_TYPE_NONE: "none", C.LLAMA_VOCAB_TYPE_SPM: "spm", C.LLAMA_VOCAB_TYPE_BPE: "bpe",
 		C.LLAMA_VOCAB_TYPE_WPM: "wpm", C.LLAMA_VOCAB_TYPE_UGM: "ugm", C.LLAMA_VOCAB_TYPE_RWKV: "rwkv",
@@ -118,18 +118,30 @@ func (m *Model) readInfo(path string) ModelInfo {
 		Arch:      m.file.Architecture(),
 		Desc:      C.GoString(&desc[0]),
 		NCtxTrain: int(C.llama_model_n_ctx_train(m.c)),
-		NEmbd:     int(C.llama_model_n_embd(m.c)),
-		NLayer:    int(C.llama_model_n_layer(m.c)),
-		NHead:     int(C.llama_model_n_head(m.c)),
-		NHeadKV:   int(C.llama_model_n_head_kv(m.c)),
 		NVocab:    int(C.llama_vocab_n_tokens(m.vocab)),
-		NParams:   uint64(C.llama_model_n_params(m.c)),
-		SizeBytes: uint64(C.llama_model_size(m.c)),
 		BOS:       Token(C.llama_vocab_bos(m.vocab)),
 		EOS:       Token(C.llama_vocab_eos(m.vocab)),
 		EOT:       Token(C.llama_vocab_eot(m.vocab)),
 		AddBOS:    bool(C.llama_vocab_get_add_bos(m.vocab)),
 		VocabType: vt[C.llama_vocab_type(m.vocab)],
+	}
+	// A vocab-only model has no per-layer hyper-parameters: llama.cpp aborts when
+	// asked for them, so read them from the GGUF header instead.
+	if vocabOnly {
+		arch := info.Arch
+		u := func(k string) int { v, _ := m.file.Uint(arch + "." + k); return int(v) }
+		info.NEmbd, info.NLayer, info.NHead = u("embedding_length"), u("block_count"), u("attention.head_count")
+		info.NHeadKV = u("attention.head_count_kv")
+		if info.NHeadKV == 0 {
+			info.NHeadKV = info.NHead
+		}
+	} else {
+		info.NEmbd = int(C.llama_model_n_embd(m.c))
+		info.NLayer = int(C.llama_model_n_layer(m.c))
+		info.NHead = int(C.llama_model_n_head(m.c))
+		info.NHeadKV = int(C.llama_model_n_head_kv(m.c))
+		info.NParams = uint64(C.llama_model_n_params(m.c))
+		info.SizeBytes = uint64(C.llama_model_size(m.c))
 	}
 	info.Name, _ = m.file.String("general.name")
 	if t := C.llama_model_chat_template(m.c, nil); t != nil {

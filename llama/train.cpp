@@ -490,15 +490,24 @@ ggml_cgraph * rewrite_frozen_backward(fa_trainer * tr, ggml_context * ctx, ggml_
         ggml_tensor * dy = node->src[1]->src[0];
         if (dy->ne[0] != it->second->ne[0] || dy->ne[2] != 1 || dy->ne[3] != 1) continue;
         ggml_tensor * r = ggml_mul_mat(ctx, it->second, dy);
-        if (!ggml_are_same_shape(r, node)) continue;
+        if (!ggml_are_same_shape(r, node) || !ggml_is_contiguous(node)) continue;
         repl[node] = r;
     }
     if (repl.empty()) return gf;
+    // Rewire every use: as an operand, and as the storage of a view (a reshape or
+    // transpose of the gradient keeps a view_src pointer besides src[0]; left on
+    // the old node it would point at a tensor the new graph never allocates). The
+    // replacement has the old node's shape and contiguous layout, so views of it
+    // keep their offsets and strides.
     for (int i = 0; i < n; i++) {
         ggml_tensor * node = ggml_graph_node(gf, i);
         for (int j = 0; j < GGML_MAX_SRC; j++) {
             auto it = node->src[j] ? repl.find(node->src[j]) : repl.end();
             if (it != repl.end()) node->src[j] = it->second;
+        }
+        if (node->view_src) {
+            auto it = repl.find(node->view_src);
+            if (it != repl.end()) node->view_src = it->second;
         }
     }
     ggml_cgraph * g2 = ggml_new_graph_custom(ctx, tr->graph_size, false);

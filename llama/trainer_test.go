@@ -440,6 +440,49 @@ func TestTrainPackedSequencesAreIndependent(t *testing.T) {
 	}
 }
 
+// TestTrainTargetSets runs a real step for every single target and FireAct's q,v:
+// the backward rewrite must handle each gradient path.
+func TestTrainTargetSets(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 15), ModelOptions{})
+	b := agentBatch(t, m, trainText)
+	sets := []Target{TargetsQV, TargetQ, TargetK, TargetV, TargetO, TargetGate, TargetUp, TargetDown, TargetOutput, TargetsAll | TargetOutput}
+	type tc struct {
+		backward string
+		set      Target
+	}
+	var cases []tc
+	for _, s := range sets {
+		cases = append(cases, tc{"transposed", s})
+	}
+	cases = append(cases, tc{"transposed-q8", TargetsQV}, tc{"outprod", TargetsQV}, tc{"transposed-q8", TargetsAll})
+	for _, c := range cases {
+		tr := newTrainer(t, m, TrainerOptions{Rank: 2, Targets: c.set, Backward: c.backward, Threads: 1})
+		r0, err := tr.Step(b, 2e-2)
+		if err != nil {
+			t.Fatalf("%s targets %#x: %v", c.backward, c.set, err)
+		}
+		r, err := tr.Step(b, 2e-2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(r.Loss < r0.Loss) {
+			t.Errorf("%s targets %#x: loss %.4f -> %.4f", c.backward, c.set, r0.Loss, r.Loss)
+		}
+		tr.Close()
+	}
+}
+
+func TestVocabOnlyInfo(t *testing.T) {
+	m := loadPath(t, storiesPath, ModelOptions{VocabOnly: true})
+	if info := m.Info(); info.NLayer != 5 || info.NVocab != 512 || info.NHead != 8 {
+		t.Fatalf("vocab-only info %+v", info)
+	}
+	if toks, err := m.Tokenize("Once upon a time", TokenizeOptions{}); err != nil || len(toks) == 0 {
+		t.Fatalf("vocab-only tokenize: %v %v", toks, err)
+	}
+}
+
 func TestTrainRejects(t *testing.T) {
 	dir := t.TempDir()
 	m := loadPath(t, trainModel(t, dir, "base", 64, 14), ModelOptions{})
