@@ -51,9 +51,13 @@ all: build
 build:
 	$(CGO_ENV) $(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/fireact ./cmd/fireact
 
+# Test binaries are built in parallel, then run one package at a time: llama.cpp's
+# worker threads spin while they wait, so two test binaries sharing 2 cores slow
+# each other down many times over.
 test: deps
 	$(CGO_ENV) $(GO) vet -tags '$(TAGS)' ./...
-	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -timeout $(TEST_TIMEOUT) ./...
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -count=1 -run '^$$' ./... >/dev/null
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 bench:
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m ./...
