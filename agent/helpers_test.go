@@ -41,6 +41,9 @@ func tinyModel(tb testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain())
+	}
 	code := m.Run()
 	if tinyDir != "" {
 		os.RemoveAll(tinyDir)
@@ -51,12 +54,18 @@ func TestMain(m *testing.M) {
 // newEngine loads the tiny model into an engine closed at the end of the test.
 func newEngine(tb testing.TB, seqs int, noReuse bool) *llama.Engine {
 	tb.Helper()
-	m, err := llama.LoadModel(tinyModel(tb), llama.ModelOptions{})
+	return newEngineFor(tb, tinyModel(tb), seqs, noReuse)
+}
+
+// newEngineFor loads the model at path into an engine closed at the end of the test.
+func newEngineFor(tb testing.TB, path string, seqs int, noReuse bool) *llama.Engine {
+	tb.Helper()
+	m, err := llama.LoadModel(path, llama.ModelOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	e, err := llama.NewEngine(m, llama.EngineOptions{NoPrefixReuse: noReuse,
-		Context: llama.ContextOptions{NCtx: 16384, NSeqMax: seqs, Threads: 1}})
+		Context: llama.ContextOptions{NCtx: max(16384, 3072*seqs), NSeqMax: seqs, Threads: 1, FlashAttn: llama.FlashAttnOn}})
 	if err != nil {
 		m.Close()
 		tb.Fatal(err)
