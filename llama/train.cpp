@@ -473,24 +473,51 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     return tr->mm(ctx, m.output, cur);  // [n_vocab, n_scored]
 }
 
-// rewrite_frozen_backward replaces, in the autodiff graph, every gradient through a
-// frozen weight — OUT_PROD(W, transpose(dy)), which ggml's CPU kernel computes as
-// one vector update per token and weight row (re-dequantizing a quantized W each
-// time) — by MUL_MAT(W^T, dy) on a transposed copy made once at init, which runs on
-// the same fast kernels as the forward. Returns a new graph over the same roots.
-ggml_cgraph * rewrite_frozen_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph * gf,
-                                      const std::vector<ggml_tensor *> & roots) {
+// rewrite_backward replaces, in the autodiff graph, every OUT_PROD with the MUL_MAT
+// that computes the same product. ggml's CPU OUT_PROD is one vector update per
+// output row and contraction step (re-dequantizing a quantized weight each time),
+// far slower than the blocked GEMM kernels MUL_MAT uses. OUT_PROD(a, b) = a·bᵀ over
+// their second dimension equals MUL_MAT(aᵀ, bᵀ) with both transposes made
+// contiguous; for a frozen weight, aᵀ is the transposed copy made once at init, and
+// for the gradient through a weight, bᵀ is the gradient itself (autodiff passes
+// transpose(dy)). Only gradients change, and only in float rounding: the forward is
+// untouched, so it still matches llama_decode bit for bit.
+ggml_cgraph * rewrite_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph * gf,
+                               const std::vector<ggml_tensor *> & roots) {
     std::unordered_map<ggml_tensor *, ggml_tensor *> repl;
+    std::vector<ggml_tensor *> created;  // new tensors: their operands may be replaced too
     const int n = ggml_graph_n_nodes(gf);
     for (int i = 0; i < n; i++) {
         ggml_tensor * node = ggml_graph_node(gf, i);
-        if (node->op != GGML_OP_OUT_PROD || node->src[1] == nullptr || node->src[1]->op != GGML_OP_TRANSPOSE) continue;
-        auto it = tr->transposed.find(node->src[0]);
-        if (it == tr->transposed.end()) continue;
-        ggml_tensor * dy = node->src[1]->src[0];
-        if (dy->ne[0] != it->second->ne[0] || dy->ne[2] != 1 || dy->ne[3] != 1) continue;
-        ggml_tensor * r = ggml_mul_mat(ctx, it->second, dy);
-        if (!ggml_are_same_shape(r, node) || !ggml_is_contiguous(node)) continue;
+        if (node->op != GGML_OP_OUT_PROD || !ggml_is_contiguous(node)) continue;
+        ggml_tensor * a = node->src[0];
+        ggml_tensor * b = node->src[1];
+        ggml_tensor * x = nullptr;
+        auto it = tr->transposed.find(a);
+        if (it != tr->transposed.end()) {
+            x = it->second;
+        } else if (a->type == GGML_TYPE_F32) {
+            ggml_tensor * at = ggml_transpose(ctx, a);
+            x = ggml_cont(ctx, at);
+            created.push_back(at);
+            created.push_back(x);
+        } else {
+            continue;  // a quantized weight without a transposed copy
+        }
+        if (b->type != GGML_TYPE_F32) continue;
+        ggml_tensor * y = nullptr;
+        if (b->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(b->src[0])) {
+            y = b->src[0];
+        } else {
+            ggml_tensor * bt = ggml_transpose(ctx, b);
+            y = ggml_cont(ctx, bt);
+            created.push_back(bt);
+            created.push_back(y);
+        }
+        if (x->ne[0] != y->ne[0] || y->ne[2] % x->ne[2] != 0 || y->ne[3] % x->ne[3] != 0) continue;
+        ggml_tensor * r = ggml_mul_mat(ctx, x, y);
+        created.push_back(r);
+        if (!ggml_are_same_shape(r, node)) continue;
         repl[node] = r;
     }
     if (repl.empty()) return gf;
@@ -499,8 +526,7 @@ ggml_cgraph * rewrite_frozen_backward(fa_trainer * tr, ggml_context * ctx, ggml_
     // the old node it would point at a tensor the new graph never allocates). The
     // replacement has the old node's shape and contiguous layout, so views of it
     // keep their offsets and strides.
-    for (int i = 0; i < n; i++) {
-        ggml_tensor * node = ggml_graph_node(gf, i);
+    auto rewire = [&](ggml_tensor * node) {
         for (int j = 0; j < GGML_MAX_SRC; j++) {
             auto it = node->src[j] ? repl.find(node->src[j]) : repl.end();
             if (it != repl.end()) node->src[j] = it->second;
@@ -509,7 +535,9 @@ ggml_cgraph * rewrite_frozen_backward(fa_trainer * tr, ggml_context * ctx, ggml_
             auto it = repl.find(node->view_src);
             if (it != repl.end()) node->view_src = it->second;
         }
-    }
+    };
+    for (int i = 0; i < n; i++) rewire(ggml_graph_node(gf, i));
+    for (ggml_tensor * t : created) rewire(t);
     ggml_cgraph * g2 = ggml_new_graph_custom(ctx, tr->graph_size, false);
     for (ggml_tensor * r : roots) ggml_build_forward_expand(g2, r);
     return g2;
@@ -592,7 +620,7 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
             ggml_build_forward_expand(gf, st);
             roots.push_back(st);
         }
-        if (!tr->transposed.empty()) gf = rewrite_frozen_backward(tr, ctx, gf, roots);
+        if (tr->p.backward != 0) gf = rewrite_backward(tr, ctx, gf, roots);
     }
 
     ggml_backend_sched_reset(tr->sched);
