@@ -6,7 +6,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/fireact/fireact/agent"
 	"github.com/fireact/fireact/agent/serve"
+	"github.com/fireact/fireact/store"
 )
 
 func serveCommand() *cli.Command {
@@ -34,9 +36,23 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 			&cli.Float64Flag{Name: "temperature", Usage: "temperature of requests that give none (0: greedy)"},
 			&cli.DurationFlag{Name: "timeout", Value: serve.DefaultTimeout, Usage: "per-request time limit (negative: none)"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: serve.DefaultShutdownTimeout, Usage: "how long a shutdown waits for requests in flight"},
+			&cli.StringFlag{Name: "db", Value: store.DefaultPath, EnvVars: []string{store.EnvPath}, Usage: "SQLite database `FILE` where /v1/agent/run records episodes"},
+			&cli.StringFlag{Name: "search", Value: agent.SearchLocal, Usage: "default search backend of /v1/agent/run: local, serpapi, replay or none"},
+			&cli.StringFlag{Name: "corpus", Value: "wiki", Usage: "local search corpus `NAME` (fireact index)"},
+			&cli.StringFlag{Name: "search-url", Usage: "SerpAPI endpoint `URL` override"},
 		},
 		Action: func(c *cli.Context) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			st, err := store.Open(c.Context, c.String("db"))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			runner, err := serve.NewAgentRunner(serve.AgentRunnerOptions{Store: st, Search: c.String("search"),
+				Corpus: c.String("corpus"), SerpAPIURL: c.String("search-url")})
+			if err != nil {
+				return err
+			}
 			return serve.Run(c.Context, serve.Options{
 				ModelPath: c.String("model"),
 				Name:      c.String("name"),
@@ -54,8 +70,8 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 					Temperature:     float32(c.Float64("temperature")),
 					Timeout:         c.Duration("timeout"),
 					ShutdownTimeout: c.Duration("shutdown-timeout"),
-					// AgentRunner: wired to the agent package once it exports its runner.
-					Logger: log,
+					AgentRunner:     runner,
+					Logger:          log,
 				},
 			})
 		},
