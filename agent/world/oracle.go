@@ -73,27 +73,27 @@ func (o *Oracle) turn(q Question, st *agent.State) (string, string) {
 	if st.Method == trajectory.MethodCoT {
 		return strings.Join(q.Facts, " ") + " " + conclude(q), finish(q.Answer)
 	}
-	// Which hops have been searched with a useful observation.
+	// Which hops have been searched with a useful observation, and whether the
+	// last step was one of those searches.
 	done := 0
 	wrongTried := false
-	var lastObs string
+	lastUseful := false
 	for _, s := range st.Steps {
 		name, arg := strings.ToLower(s.Action), s.Argument
-		if name == "search" && done < len(q.Hops) && strings.EqualFold(strings.TrimSpace(arg), q.Hops[done]) {
-			if useful(s.Observation, q.Hops[done]) {
-				done++
-			}
+		lastUseful = false
+		if name == "search" && done < len(q.Hops) && strings.EqualFold(strings.TrimSpace(arg), q.Hops[done]) && useful(s.Observation, q.Hops[done]) {
+			done++
+			lastUseful = true
 		}
 		if name == "finish" {
 			wrongTried = true
 		}
-		lastObs = s.Observation
 	}
 	if done < len(q.Hops) {
 		hop := q.Hops[done]
 		var thought string
 		switch {
-		case len(st.Steps) > 0 && !useful(lastObs, lastHop(q, done)):
+		case len(st.Steps) > 0 && !lastUseful:
 			thought = fmt.Sprintf("The search did not return what I need. Let me search %s again.", hop)
 		case done == 0:
 			thought = fmt.Sprintf("I need to search %s first.", hop)
@@ -110,13 +110,6 @@ func (o *Oracle) turn(q Question, st *agent.State) (string, string) {
 		return facts + " So the answer is " + q.Wrong + ".", finish(q.Wrong)
 	}
 	return facts + " " + conclude(q), finish(q.Answer)
-}
-
-func lastHop(q Question, done int) string {
-	if done < len(q.Hops) {
-		return q.Hops[done]
-	}
-	return q.Hops[len(q.Hops)-1]
 }
 
 // useful reports whether an observation is the page of the entity searched for

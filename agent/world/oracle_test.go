@@ -49,6 +49,9 @@ func TestOracleSolvesWithRealSearch(t *testing.T) {
 			if strings.Contains(text, "reflection") {
 				reflections++
 			}
+			if strings.Contains(text, "did not return") {
+				t.Errorf("%s: the oracle re-searched with clean tools:\n%s", m.Name, text)
+			}
 			searches += strings.Count(text, "Action: search[")
 		}
 		em /= float64(len(qs))

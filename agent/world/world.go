@@ -197,7 +197,15 @@ func New(cfg Config) *World {
 }
 
 func personFact(p *Person) string {
-	return fmt.Sprintf("%s (born %d) is a %s %s.", p.Name, p.Born, p.Country.Adj, p.Profession)
+	return fmt.Sprintf("%s (born %d) is %s %s %s.", p.Name, p.Born, article(p.Country.Adj), p.Country.Adj, p.Profession)
+}
+
+// article is "an" before a vowel, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("AEIOUaeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func makeQuestions(rng *rand.Rand, people []*Person, films []*Film, orgs []*Org, n int) []Question {
@@ -290,8 +298,8 @@ func (w *World) makeDocs(cities []string) []store.CorpusDoc {
 			f.Title, f.Year, f.Genre, f.Title, f.Director.Name)})
 	}
 	for _, o := range w.Orgs {
-		docs = append(docs, store.CorpusDoc{Title: o.Name, Text: fmt.Sprintf("%s is a %s based in %s. %s was founded by %s in %d.",
-			o.Name, o.Kind, o.City, o.Name, o.Founder.Name, o.Founded)})
+		docs = append(docs, store.CorpusDoc{Title: o.Name, Text: fmt.Sprintf("%s is %s %s based in %s. %s was founded by %s in %d.",
+			o.Name, article(o.Kind), o.Kind, o.City, o.Name, o.Founder.Name, o.Founded)})
 	}
 	for _, c := range cities {
 		docs = append(docs, store.CorpusDoc{Title: c, Text: fmt.Sprintf("%s is a city in %s.", c, w.Cities[c].Name)})
