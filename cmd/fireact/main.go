@@ -47,6 +47,7 @@ func newApp() *cli.App {
 		// Commands are defined one per file; keep this list sorted by name.
 		Commands: []*cli.Command{
 			completeCommand(),
+			demoCommand(),
 			evalCommand(),
 			exportCommand(),
 			finetuneCommand(),
