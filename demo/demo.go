@@ -44,7 +44,7 @@ type Config struct {
 	World world.Config
 	// Student shape (a llama made in code; its vocabulary holds the world's words).
 	NEmbd, NLayer, NHead, NFF int
-	StudentSeed             uint64
+	StudentSeed               uint64
 	// Pretraining on the encyclopedia (full-parameter).
 	PretrainSteps int
 	PretrainLR    float64
