@@ -15,6 +15,9 @@ import (
 // student's context small).
 const DefaultSnippetChars = 400
 
+// titleCandidates is how many BM25 hits are checked for an exact title match.
+const titleCandidates = 5
+
 // NoResult is the observation of a search with no match.
 const NoResult = "No results found."
 
@@ -34,7 +37,7 @@ func (l *LocalSearch) Call(ctx context.Context, action, arg string) (Observation
 	if action != turn.ActionSearch {
 		return Observation{}, fmt.Errorf("local search: %w %q", ErrUnknownAction, action)
 	}
-	docs, err := l.Store.SearchCorpus(ctx, l.Corpus, arg, 1)
+	docs, err := l.Store.SearchCorpus(ctx, l.Corpus, arg, titleCandidates)
 	if err != nil {
 		return Observation{}, fmt.Errorf("local search %s: %w", l.Corpus, err)
 	}
@@ -45,7 +48,17 @@ func (l *LocalSearch) Call(ctx context.Context, action, arg string) (Observation
 	if n <= 0 {
 		n = DefaultSnippetChars
 	}
-	return Observation{Text: Snippet(docs[0].Text, n)}, nil
+	// search[entity] names a page, as FireAct's Wikipedia search does: a
+	// document titled exactly like the query wins over one that only mentions
+	// the words more often (a film's page citing its director, say).
+	best := docs[0]
+	for _, d := range docs {
+		if strings.EqualFold(strings.TrimSpace(d.Title), strings.TrimSpace(arg)) {
+			best = d
+			break
+		}
+	}
+	return Observation{Text: Snippet(best.Text, n)}, nil
 }
 
 // Snippet returns the first paragraph of text shortened to at most n bytes:

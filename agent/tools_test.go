@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fireact/fireact/store"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -146,6 +147,23 @@ func TestLocalSearchSnippet(t *testing.T) {
 		if got := Snippet(tc.in, tc.n); got != tc.want {
 			t.Errorf("Snippet(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestLocalSearchPrefersExactTitle: search[entity] returns the entity's page even
+// when another page mentions the entity more often.
+func TestLocalSearchPrefersExactTitle(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	if err := s.AddCorpusDocs(ctx, []store.CorpusDoc{
+		{Corpus: "w", Title: "The Long Road", Text: "The Long Road was directed by Ann Lee. Ann Lee also wrote The Long Road with Ann Lee's sister."},
+		{Corpus: "w", Title: "Ann Lee", Text: "Ann Lee (born 1950) is a director."},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l := &LocalSearch{Store: s, Corpus: "w"}
+	if o, err := l.Call(ctx, "search", "ann lee"); err != nil || o.Text != "Ann Lee (born 1950) is a director." {
+		t.Fatalf("search[ann lee] = %q, %v", o.Text, err)
 	}
 }
 
