@@ -42,6 +42,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 TEST_TIMEOUT ?= 40m
+FUZZ_TIME ?= 15s
 BENCH ?= .
 
 .PHONY: all build test bench demo env cuda deps clean
@@ -58,15 +59,32 @@ test: deps
 	$(CGO_ENV) $(GO) vet -tags '$(TAGS)' ./...
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -count=1 -run '^$$' ./... >/dev/null
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -p 1 -timeout $(TEST_TIMEOUT) ./...
+	@# A short run of the fuzzers on top of their seed corpora (which ./... ran).
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzParseTurn$$' -fuzztime $(FUZZ_TIME) ./agent/turn
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_TIME) ./llama/gguf
 
 bench:
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m ./...
 
 demo: build
-	./bin/fireact demo
+	./bin/fireact demo --dir fireact-demo
 
 env:
 	@echo 'export $(subst ",\",$(CGO_ENV)) GOFLAGS="-tags=$(TAGS)"' | sed 's/\\"/"/g'
+
+# ggml's CUDA backend, built with CMake from the same ollama module sources as the
+# cgo build, into lib/fireact/ where bin/fireact looks for it at start (or set
+# FIREACT_LIB_PATH). Needs nvcc and cmake; never needed by the tests.
+CUDA_BUILD ?= build/cuda
+CUDA_ARCHS ?= native
+cuda:
+	@command -v nvcc >/dev/null || { echo "make cuda: nvcc not found (install the CUDA toolkit)"; exit 1; }
+	@command -v cmake >/dev/null || { echo "make cuda: cmake not found"; exit 1; }
+	cmake -S $(OLLAMA_DIR) -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS)
+	cmake --build $(CUDA_BUILD) --target ggml-cuda -j $$(nproc)
+	mkdir -p lib/fireact
+	cp -L $(CUDA_BUILD)/lib/ollama/libggml-cuda.so $(CUDA_BUILD)/lib/ollama/libggml-base.so* lib/fireact/
+	@echo "CUDA backend in lib/fireact/; run bin/fireact with --gpu-layers -1"
 
 # System packages the tests need (Debian). Installed by the project, never by hand.
 DEB_PKGS ?= chromium

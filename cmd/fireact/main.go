@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/fireact/fireact/llama"
 )
 
 // version is set at link time by the Makefile (-X main.version=...).
@@ -37,12 +40,37 @@ func main() {
 	}
 }
 
+// loadGPUBackends loads GPU backends built by `make cuda` from FIREACT_LIB_PATH or
+// from lib/fireact beside the binary's directory; the CPU backend is built in.
+func loadGPUBackends(c *cli.Context) error {
+	dir := os.Getenv("FIREACT_LIB_PATH")
+	if dir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil
+		}
+		dir = filepath.Join(filepath.Dir(exe), "..", "lib", "fireact")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	n, err := llama.LoadBackends(dir)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		fmt.Fprintf(c.App.ErrWriter, "fireact: no GPU found by the backends in %s\n", dir)
+	}
+	return nil
+}
+
 func newApp() *cli.App {
 	return &cli.App{
 		Name:                 "fireact",
 		Usage:                "fine-tune small local LLMs into tool-using agents (FireAct)",
 		Version:              version,
 		EnableBashCompletion: true,
+		Before:               loadGPUBackends,
 		HideHelpCommand:      false,
 		// Commands are defined one per file; keep this list sorted by name.
 		Commands: []*cli.Command{
