@@ -64,6 +64,7 @@ type Context struct {
 	c        *C.struct_llama_context
 	opts     ContextOptions
 	nCtx     int
+	nCtxSeq  int
 	nBatch   int
 	nSeqMax  int
 	nVocab   int
@@ -154,6 +155,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		c:        cc,
 		opts:     opts,
 		nCtx:     int(C.llama_n_ctx(cc)),
+		nCtxSeq:  int(C.llama_n_ctx_seq(cc)),
 		nBatch:   int(C.llama_n_batch(cc)),
 		nSeqMax:  int(C.llama_n_seq_max(cc)),
 		nVocab:   m.info.NVocab,
@@ -172,6 +174,10 @@ func (c *Context) Model() *Model { return c.m }
 
 // NCtx is the number of KV cache cells.
 func (c *Context) NCtx() int { return c.nCtx }
+
+// NCtxSeq is the number of KV cells one sequence can use: NCtx with a unified
+// cache, NCtx/NSeqMax without.
+func (c *Context) NCtxSeq() int { return c.nCtxSeq }
 
 // NBatch is the maximum number of tokens per Decode.
 func (c *Context) NBatch() int { return c.nBatch }

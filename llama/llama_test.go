@@ -205,8 +205,8 @@ func TestEngineSharedPrefix(t *testing.T) {
 	prefix := strings.Repeat("Once upon a time, there was a little girl named Lily. She loved to play outside. ", 3)
 	suffixes := []string{"One day", "The dog", "Her mom", "Tom said", "The ball", "It was", "They ran", "Lily saw"}
 
-	run := func(noReuse bool) ([]*Result, EngineStats) {
-		e, err := NewEngine(m, EngineOptions{NoPrefixReuse: noReuse, Context: ContextOptions{NCtx: 4096, NSeqMax: 8}})
+	run := func(noReuse, unified bool) ([]*Result, EngineStats) {
+		e, err := NewEngine(m, EngineOptions{NoPrefixReuse: noReuse, Context: ContextOptions{NCtx: 4096, NSeqMax: 8, KVUnified: unified}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,12 +223,16 @@ func TestEngineSharedPrefix(t *testing.T) {
 		wg.Wait()
 		return res, e.Stats()
 	}
-	plain, plainStats := run(true)
-	shared, sharedStats := run(false)
+	plain, plainStats := run(true, false)
+	shared, sharedStats := run(false, false)
+	unified, unifiedStats := run(false, true)
 	for i := range suffixes {
-		if !equalTokens(plain[i].Tokens, shared[i].Tokens) {
+		if !equalTokens(plain[i].Tokens, shared[i].Tokens) || !equalTokens(plain[i].Tokens, unified[i].Tokens) {
 			t.Errorf("suffix %q: output with prefix reuse differs", suffixes[i])
 		}
+	}
+	if unifiedStats.PromptDecoded != sharedStats.PromptDecoded {
+		t.Errorf("unified cache decoded %d prompt tokens, separate streams %d", unifiedStats.PromptDecoded, sharedStats.PromptDecoded)
 	}
 	if plainStats.PromptTokens != sharedStats.PromptTokens {
 		t.Fatalf("prompt token totals differ: %d vs %d", plainStats.PromptTokens, sharedStats.PromptTokens)

@@ -95,7 +95,7 @@ func (s *Server) tokenizePrompt(text string, parseSpecial bool) ([]llama.Token, 
 	if len(toks) == 0 {
 		return nil, badRequest("the prompt is empty")
 	}
-	if nctx := s.cfg.Engine.ContextOptions().NCtx; len(toks) >= nctx {
+	if nctx := s.cfg.Engine.SeqContext(); len(toks) >= nctx {
 		return nil, apiErrorf(http.StatusBadRequest, ErrTypeInvalidRequest, "context_length_exceeded",
 			"the prompt has %d tokens; the server's context holds %d", len(toks), nctx)
 	}

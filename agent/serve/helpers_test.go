@@ -63,7 +63,7 @@ func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 	m, adapters := newTinyModel(t, t.TempDir(), "")
 	// One thread: on a shared 2-core machine, ggml's spinning thread barrier turns
 	// any contention into stalls of hundreds of milliseconds per token.
-	e, err := llama.NewEngine(m, llama.EngineOptions{Context: llama.ContextOptions{NCtx: 4096, NSeqMax: 8, Threads: 1}})
+	e, err := llama.NewEngine(m, llama.EngineOptions{Context: llama.ContextOptions{NCtx: 32768, NSeqMax: 8, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

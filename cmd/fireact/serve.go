@@ -27,7 +27,7 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on"},
 			&cli.StringFlag{Name: "api-key", EnvVars: []string{"FIREACT_API_KEY"}, Usage: "require \"Authorization: Bearer `KEY`\" (prefer the environment variable: flags show in ps)"},
 			&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: 8, Usage: "requests decoded together (engine slots)"},
-			&cli.IntFlag{Name: "ctx", Aliases: []string{"c"}, Value: 4096, Usage: "KV cache cells shared by all slots"},
+			&cli.IntFlag{Name: "ctx", Aliases: []string{"c"}, Value: 16384, Usage: "KV cache cells, split evenly between the slots (as llama-server)"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "CPU threads (0: all)"},
 			&cli.IntFlag{Name: "gpu-layers", Aliases: []string{"ngl"}, Usage: "layers to offload to a GPU (-1: all)"},
 			&cli.StringFlag{Name: "chat-template", Usage: "chat template `NAME` (llama.cpp built-in, e.g. chatml) or text, overriding the model's"},
