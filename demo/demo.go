@@ -267,7 +267,7 @@ func (p *pipeline) student(ctx context.Context) (bool, error) {
 	base := p.path("student-init.gguf")
 	c := p.cfg
 	if err := modelgen.WriteLlama(base, modelgen.LlamaConfig{Name: "fireact-demo-student", Vocab: modelgen.SPMVocab(vocab),
-		NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHead, NFF: c.NFF, NCtx: 2048, Seed: c.StudentSeed, InitStd: 0.02}); err != nil {
+		NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHead, NFF: c.NFF, NCtx: 4096, Seed: c.StudentSeed, InitStd: 0.02}); err != nil {
 		return false, err
 	}
 	text := p.path("encyclopedia.txt")
@@ -323,7 +323,7 @@ func (p *pipeline) evaluate(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer m.Close()
-	engine, err := llama.NewEngine(m, llama.EngineOptions{Context: llama.ContextOptions{NCtx: 16384, NSeqMax: p.cfg.Concurrency,
+	engine, err := llama.NewEngine(m, llama.EngineOptions{Context: llama.ContextOptions{NCtx: 4096 * p.cfg.Concurrency, NSeqMax: p.cfg.Concurrency,
 		Threads: p.cfg.Threads}})
 	if err != nil {
 		return false, err
