@@ -61,6 +61,11 @@ type Config struct {
 	// Concurrency is the number of questions in flight (they share one engine).
 	Concurrency int
 	Threads     int
+	// TeacherURL, when set, replaces the scripted oracle by any OpenAI-compatible
+	// model (TeacherModel at that base URL, key from OPENAI_API_KEY), prompted
+	// with the project's few-shot examples.
+	TeacherURL   string `json:",omitempty"`
+	TeacherModel string `json:",omitempty"`
 }
 
 // DefaultConfig is the experiment of `make demo` (a few minutes on 2 cores).
@@ -218,7 +223,19 @@ func allIndices(n int) []int {
 	return idx
 }
 
-// teacher runs the oracle over the train split with each method.
+// teacherLLM is the oracle, or the OpenAI-compatible model of TeacherURL.
+func (p *pipeline) teacherLLM(m agent.Method) (agent.LLM, agent.Prompt, string, error) {
+	if p.cfg.TeacherURL == "" {
+		return world.NewOracle(p.w), agent.Prompt{Format: agent.FormatAlpaca}, "world-oracle", nil
+	}
+	llm, err := agent.NewOpenAI(agent.OpenAIOptions{Model: p.cfg.TeacherModel, BaseURL: p.cfg.TeacherURL, Concurrency: p.cfg.Concurrency})
+	if err != nil {
+		return nil, agent.Prompt{}, "", err
+	}
+	return llm, agent.Prompt{Format: agent.FormatFewShot, FewShot: agent.FewShotPrompt(world.TaskName, m)}, p.cfg.TeacherModel, nil
+}
+
+// teacher runs the teacher over the train split with each method.
 func (p *pipeline) teacher(ctx context.Context) (bool, error) {
 	task, err := p.w.Task("train")
 	if err != nil {
@@ -234,10 +251,14 @@ func (p *pipeline) teacher(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		a := &agent.Agent{LLM: world.NewOracle(p.w), Search: search, Method: m, Prompt: agent.Prompt{Format: agent.FormatAlpaca}}
+		llm, prompt, model, err := p.teacherLLM(m)
+		if err != nil {
+			return false, err
+		}
+		a := &agent.Agent{LLM: llm, Search: search, Method: m, Prompt: prompt}
 		rep, err := agent.RunTask(ctx, agent.RunSpec{Store: p.st, Task: task, Agent: a, Indices: allIndices(task.Len()),
 			Concurrency: p.cfg.Concurrency,
-			Run: store.Run{Name: "teacher-" + name, Kind: store.KindGenerate, Model: "world-oracle", Method: name,
+			Run: store.Run{Name: "teacher-" + name, Kind: store.KindGenerate, Model: model, Method: name,
 				Task: world.TaskName, Split: "train", Seed: int64(p.cfg.World.Seed), Config: "{}"}})
 		if err != nil {
 			return false, err
@@ -355,8 +376,12 @@ func (p *pipeline) evaluate(ctx context.Context) (bool, error) {
 	}
 	alpaca := agent.Prompt{Format: agent.FormatAlpaca}
 	fewshot := agent.Prompt{Format: agent.FormatFewShot, FewShot: agent.FewShotPrompt(world.TaskName, react)}
+	tllm, tprompt, tmodel, err := p.teacherLLM(react)
+	if err != nil {
+		return false, err
+	}
 	variants := []variant{
-		{"teacher (oracle, ReAct)", "eval-teacher", world.NewOracle(p.w), alpaca, "", false},
+		{"teacher (" + tmodel + ", ReAct)", "eval-teacher", tllm, tprompt, "", false},
 		{"student, prompted (few-shot ReAct)", "eval-prompted", student(""), fewshot, "", false},
 		{"student + LoRA (ReAct)", "eval-lora-react", student("react"), alpaca, "react", false},
 		{"student + LoRA (ReAct+CoT+Reflexion)", "eval-lora-multi", student("multi"), alpaca, "multi", false},

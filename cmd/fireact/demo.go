@@ -24,6 +24,8 @@ stages are cached under --dir by a hash of the configuration.`,
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "world seed"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "CPU threads (0: all)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			&cli.StringFlag{Name: "teacher-url", Usage: "use the OpenAI-compatible model at `URL` (e.g. http://127.0.0.1:8080/v1) as the teacher instead of the scripted oracle; key from OPENAI_API_KEY"},
+			&cli.StringFlag{Name: "teacher-model", Value: "gpt-4", Usage: "model `NAME` of --teacher-url"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := demo.DefaultConfig()
@@ -32,6 +34,9 @@ stages are cached under --dir by a hash of the configuration.`,
 			}
 			cfg.World.Seed = c.Uint64("seed")
 			cfg.Threads = c.Int("threads")
+			if u := c.String("teacher-url"); u != "" {
+				cfg.TeacherURL, cfg.TeacherModel = u, c.String("teacher-model")
+			}
 			res, err := demo.Run(c.Context, c.String("dir"), cfg, c.App.ErrWriter)
 			if err != nil {
 				return err
