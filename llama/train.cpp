@@ -692,6 +692,32 @@ void forward_logits(fa_trainer * tr, const llama_token * tokens, int n, float * 
     ggml_backend_sched_reset(tr->sched);
 }
 
+// save_params writes the trainable tensors (and, with moments, AdamW's m and v) to
+// a GGUF whose metadata set_kv fills in; the file appears whole or not at all.
+template <typename F>
+void save_params(fa_trainer * t, const std::string & path, bool moments, F set_kv) {
+    gguf_context * g = gguf_init_empty();
+    set_kv(g);
+    size_t bytes = 1024;
+    for (auto & pr : t->params) bytes += (moments ? 3 : 1) * (ggml_nbytes(pr.t) + ggml_tensor_overhead());
+    ggml_init_params ip = {bytes, nullptr, false};
+    ggml_context * hctx = ggml_init(ip);
+    try {
+        for (auto & pr : t->params) {
+            gguf_add_tensor(g, host_copy(hctx, pr.t, pr.name));
+            if (moments && pr.m) gguf_add_tensor(g, host_copy(hctx, pr.m, pr.name + ".m"));
+            if (moments && pr.v) gguf_add_tensor(g, host_copy(hctx, pr.v, pr.name + ".v"));
+        }
+        write_gguf(g, path);
+    } catch (...) {
+        gguf_free(g);
+        ggml_free(hctx);
+        throw;
+    }
+    gguf_free(g);
+    ggml_free(hctx);
+}
+
 }  // namespace
 
 extern "C" {
@@ -745,25 +771,12 @@ int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_
             llama_model_save_to_file(t->model, path);
             return 0;
         }
-        gguf_context * g = gguf_init_empty();
-        gguf_set_val_str(g, "general.architecture", model_arch_name(t->model).c_str());
-        gguf_set_val_str(g, "general.type", "adapter");
-        gguf_set_val_str(g, "adapter.type", "lora");
-        gguf_set_val_f32(g, "adapter.lora.alpha", t->p.alpha);
-        size_t bytes = 0;
-        for (auto & pr : t->params) bytes += ggml_nbytes(pr.t) + ggml_tensor_overhead();
-        ggml_init_params ip = {bytes + 1024, nullptr, false};
-        ggml_context * hctx = ggml_init(ip);
-        for (auto & pr : t->params) gguf_add_tensor(g, host_copy(hctx, pr.t, pr.name));
-        try {
-            write_gguf(g, path);
-        } catch (...) {
-            gguf_free(g);
-            ggml_free(hctx);
-            throw;
-        }
-        gguf_free(g);
-        ggml_free(hctx);
+        save_params(t, path, false, [t](gguf_context * g) {
+            gguf_set_val_str(g, "general.architecture", model_arch_name(t->model).c_str());
+            gguf_set_val_str(g, "general.type", "adapter");
+            gguf_set_val_str(g, "adapter.type", "lora");
+            gguf_set_val_f32(g, "adapter.lora.alpha", t->p.alpha);
+        });
         return 0;
     } catch (const std::exception & e) {
         set_err(err, err_len, e.what());
@@ -775,30 +788,13 @@ int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_
 
 int32_t fa_train_save_state(fa_trainer * t, const char * path, char * err, size_t err_len) {
     try {
-        gguf_context * g = gguf_init_empty();
-        gguf_set_val_str(g, "general.type", "fireact-train-state");
-        gguf_set_val_u64(g, "fireact.train.step", (uint64_t) t->step);
-        gguf_set_val_bool(g, "fireact.train.full", t->p.full);
-        gguf_set_val_i32(g, "fireact.train.rank", t->p.rank);
-        gguf_set_val_i32(g, "fireact.train.optimizer", t->p.optimizer);
-        size_t bytes = 0;
-        for (auto & pr : t->params) bytes += 3 * (ggml_nbytes(pr.t) + ggml_tensor_overhead());
-        ggml_init_params ip = {bytes + 1024, nullptr, false};
-        ggml_context * hctx = ggml_init(ip);
-        for (auto & pr : t->params) {
-            gguf_add_tensor(g, host_copy(hctx, pr.t, pr.name));
-            if (pr.m) gguf_add_tensor(g, host_copy(hctx, pr.m, pr.name + ".m"));
-            if (pr.v) gguf_add_tensor(g, host_copy(hctx, pr.v, pr.name + ".v"));
-        }
-        try {
-            write_gguf(g, path);
-        } catch (...) {
-            gguf_free(g);
-            ggml_free(hctx);
-            throw;
-        }
-        gguf_free(g);
-        ggml_free(hctx);
+        save_params(t, path, true, [t](gguf_context * g) {
+            gguf_set_val_str(g, "general.type", "fireact-train-state");
+            gguf_set_val_u64(g, "fireact.train.step", (uint64_t) t->step);
+            gguf_set_val_bool(g, "fireact.train.full", t->p.full);
+            gguf_set_val_i32(g, "fireact.train.rank", t->p.rank);
+            gguf_set_val_i32(g, "fireact.train.optimizer", t->p.optimizer);
+        });
         return 0;
     } catch (const std::exception & e) {
         set_err(err, err_len, e.what());
