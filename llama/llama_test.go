@@ -231,9 +231,7 @@ func TestEngineSharedPrefix(t *testing.T) {
 			t.Errorf("suffix %q: output with prefix reuse differs", suffixes[i])
 		}
 	}
-	if unifiedStats.PromptDecoded != sharedStats.PromptDecoded {
-		t.Errorf("unified cache decoded %d prompt tokens, separate streams %d", unifiedStats.PromptDecoded, sharedStats.PromptDecoded)
-	}
+
 	if plainStats.PromptTokens != sharedStats.PromptTokens {
 		t.Fatalf("prompt token totals differ: %d vs %d", plainStats.PromptTokens, sharedStats.PromptTokens)
 	}
@@ -243,8 +241,12 @@ func TestEngineSharedPrefix(t *testing.T) {
 	prefixToks, _ := m.Tokenize(prefix, TokenizeOptions{AddSpecial: true})
 	// The prefix is decoded once; the other 7 sequences share its cells.
 	maxDecoded := plainStats.PromptTokens - int64(len(suffixes)-1)*int64(len(prefixToks)-2)
-	if sharedStats.PromptDecoded > maxDecoded {
-		t.Fatalf("with reuse decoded %d prompt tokens, want <= %d (plain %d)", sharedStats.PromptDecoded, maxDecoded, plainStats.PromptDecoded)
+	// Which request leads and which follow depends on goroutine scheduling, so
+	// the exact count can differ by a token or two between runs; the bound cannot.
+	for name, st := range map[string]EngineStats{"separate streams": sharedStats, "unified cache": unifiedStats} {
+		if st.PromptDecoded > maxDecoded {
+			t.Fatalf("%s: with reuse decoded %d prompt tokens, want <= %d (plain %d)", name, st.PromptDecoded, maxDecoded, plainStats.PromptDecoded)
+		}
 	}
 	if sharedStats.PromptReused+sharedStats.PromptDecoded != sharedStats.PromptTokens {
 		t.Fatalf("reused %d + decoded %d != %d", sharedStats.PromptReused, sharedStats.PromptDecoded, sharedStats.PromptTokens)
