@@ -112,8 +112,8 @@ func BuildDataset(ctx context.Context, s *store.Store, sel Selection) (store.Dat
 	if name == "" {
 		name = "finetune"
 	}
-	if name, err = freeDatasetName(ctx, s, name); err != nil {
-		return store.Dataset{}, nil, rec, err
+	if name, err = s.FreeDatasetName(ctx, name); err != nil {
+		return store.Dataset{}, nil, rec, fmt.Errorf("finetune: %w", err)
 	}
 	d := store.Dataset{Name: name, Recipe: string(recipe)}
 	if _, err := s.CreateDataset(ctx, &d, ids); err != nil {
@@ -293,17 +293,3 @@ func LookupDataset(ctx context.Context, s *store.Store, ref string) (store.Datas
 	return d, nil
 }
 
-// freeDatasetName returns name, or name#N for the first N >= 2 not taken.
-func freeDatasetName(ctx context.Context, s *store.Store, name string) (string, error) {
-	cand := name
-	for n := 2; ; n++ {
-		_, err := s.DatasetByName(ctx, cand)
-		if errors.Is(err, store.ErrNotFound) {
-			return cand, nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("finetune: %w", err)
-		}
-		cand = fmt.Sprintf("%s#%d", name, n)
-	}
-}

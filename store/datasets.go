@@ -67,6 +67,22 @@ func (s *Store) Dataset(ctx context.Context, id int64) (Dataset, error) {
 	return d, nil
 }
 
+// FreeDatasetName returns name if no dataset has it, else name#N for the first
+// N >= 2 that is free, so repeated imports or builds never collide.
+func (s *Store) FreeDatasetName(ctx context.Context, name string) (string, error) {
+	cand := name
+	for n := 2; ; n++ {
+		_, err := s.DatasetByName(ctx, cand)
+		if errors.Is(err, ErrNotFound) {
+			return cand, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		cand = fmt.Sprintf("%s#%d", name, n)
+	}
+}
+
 // DatasetByName returns the dataset with the given name, or ErrNotFound.
 func (s *Store) DatasetByName(ctx context.Context, name string) (Dataset, error) {
 	d, err := scanDataset(s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datasets d WHERE d.name = ?`, name))

@@ -3,7 +3,6 @@ package dataformat
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -82,8 +81,8 @@ func ImportFile(ctx context.Context, s *store.Store, path string, opt ImportOpti
 	if name == "" {
 		name = string(f) + "/" + base
 	}
-	if rep.Dataset, err = freeDatasetName(ctx, s, name); err != nil {
-		return rep, err
+	if rep.Dataset, err = s.FreeDatasetName(ctx, name); err != nil {
+		return rep, fmt.Errorf("dataformat: %w", err)
 	}
 	split := "sft:" + string(f) + "/" + base
 	abs, _ := filepath.Abs(path)
@@ -133,20 +132,6 @@ func ImportFile(ctx context.Context, s *store.Store, path string, opt ImportOpti
 	return rep, nil
 }
 
-// freeDatasetName returns name, or name#N for the first N >= 2 not taken.
-func freeDatasetName(ctx context.Context, s *store.Store, name string) (string, error) {
-	cand := name
-	for n := 2; ; n++ {
-		_, err := s.DatasetByName(ctx, cand)
-		if errors.Is(err, store.ErrNotFound) {
-			return cand, nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("dataformat: %w", err)
-		}
-		cand = fmt.Sprintf("%s#%d", name, n)
-	}
-}
 
 // DatasetTrajectories loads a dataset's trajectories in dataset order.
 func DatasetTrajectories(ctx context.Context, s *store.Store, datasetID int64) ([]trajectory.Trajectory, error) {
