@@ -292,4 +292,3 @@ func LookupDataset(ctx context.Context, s *store.Store, ref string) (store.Datas
 	}
 	return d, nil
 }
-

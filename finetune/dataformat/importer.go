@@ -132,7 +132,6 @@ func ImportFile(ctx context.Context, s *store.Store, path string, opt ImportOpti
 	return rep, nil
 }
 
-
 // DatasetTrajectories loads a dataset's trajectories in dataset order.
 func DatasetTrajectories(ctx context.Context, s *store.Store, datasetID int64) ([]trajectory.Trajectory, error) {
 	ids, err := s.DatasetEpisodeIDs(ctx, datasetID)
