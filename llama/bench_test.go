@@ -195,3 +195,42 @@ func BenchmarkBatched8(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKVLayout serves 8 concurrent requests that share a 1,200-token prefix
+// (as questions under one few-shot prompt do) with separate per-sequence KV
+// streams (the engine's default) and with one unified buffer (the baseline), and
+// reports generated tokens/s of each and their ratio.
+func BenchmarkKVLayout(b *testing.B) {
+	const nGen = 48
+	m := benchLoad(b, "stories260K")
+	prefix := benchPrompt(m, 1200)
+	var tps [2]float64
+	for k, unified := range []bool{false, true} {
+		e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 8 * 2048, NSeqMax: 8, KVUnified: unified}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var dur time.Duration
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for r := 0; r < 8; r++ {
+				p := append(append([]Token(nil), prefix...), Token(10+r+8*i))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := e.Generate(context.Background(), Request{Tokens: p, MaxTokens: nGen, IgnoreEOS: true}); err != nil {
+						b.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			dur += time.Since(t0)
+		}
+		e.Close()
+		tps[k] = float64(b.N*8*nGen) / dur.Seconds()
+	}
+	b.ReportMetric(tps[0], "separate-tok/s")
+	b.ReportMetric(tps[1], "unified-tok/s")
+	b.ReportMetric(tps[0]/tps[1], "separate/unified")
+}

@@ -221,7 +221,6 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
     if (!why.empty()) throw std::runtime_error(why);
     if (ctx_ref == nullptr) throw std::runtime_error("a reference context is required");
     tr->cparams = ctx_ref->get_cparams();
-    const auto & hp = model->hparams;
 
     if (!p->full) {
         if (p->rank <= 0) throw std::runtime_error("LoRA rank must be positive");
@@ -375,8 +374,6 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
         for (auto & x : vals) x = u(rng);
         ggml_backend_tensor_set(a, vals.data(), 0, vals.size() * sizeof(float));
     }
-    // Deterministic order for the adapter file and checkpoints.
-    (void) hp;
 
     if (resume != nullptr && resume[0] != '\0') {
         if (p->full) throw std::runtime_error("resume from an adapter applies to LoRA training only");
