@@ -193,61 +193,125 @@ int32_t fa_tokenize(const struct llama_vocab * vocab, const char * text, int32_t
     return INT32_MIN;
 }
 
-struct llama_sampler * fa_sampler_new(const struct llama_vocab * vocab, const fa_sampler_params * p,
-                                      char * err, size_t err_len) {
+struct fa_sampler {
+    llama_sampler * grammar = nullptr;     // nullptr without a grammar
+    llama_sampler * chain   = nullptr;     // penalties, filters and the final pick
+    std::vector<llama_token_data> cur;     // candidates, reused between tokens
+
+    ~fa_sampler() {
+        if (grammar != nullptr) {
+            llama_sampler_free(grammar);
+        }
+        if (chain != nullptr) {
+            llama_sampler_free(chain);
+        }
+    }
+};
+
+fa_sampler * fa_sampler_new(const struct llama_vocab * vocab, const fa_sampler_params * p,
+                            char * err, size_t err_len) {
     clear_last();
-    llama_sampler * chain = nullptr;
+    fa_sampler * s = nullptr;
     try {
-        llama_sampler_chain_params cp = llama_sampler_chain_default_params();
-        cp.no_perf = true;
-        chain = llama_sampler_chain_init(cp);
-        // The grammar goes first so that every later filter only sees tokens the
-        // grammar allows; a filter run first could leave only forbidden tokens.
+        s = new fa_sampler();
         if (p->grammar != nullptr && p->grammar[0] != '\0') {
-            llama_sampler * g = llama_sampler_init_grammar(vocab, p->grammar, p->grammar_root ? p->grammar_root : "root");
-            if (g == nullptr) {
+            s->grammar = llama_sampler_init_grammar(vocab, p->grammar, p->grammar_root ? p->grammar_root : "root");
+            if (s->grammar == nullptr) {
                 set_err(err, err_len, "grammar does not parse");
-                llama_sampler_free(chain);
+                delete s;
                 return nullptr;
             }
-            llama_sampler_chain_add(chain, g);
         }
+        llama_sampler_chain_params cp = llama_sampler_chain_default_params();
+        cp.no_perf = true;
+        s->chain = llama_sampler_chain_init(cp);
         if (p->repeat_penalty != 1.0f || p->freq_penalty != 0.0f || p->presence_penalty != 0.0f) {
-            llama_sampler_chain_add(chain, llama_sampler_init_penalties(p->repeat_last_n, p->repeat_penalty,
-                                                                        p->freq_penalty, p->presence_penalty));
+            llama_sampler_chain_add(s->chain, llama_sampler_init_penalties(p->repeat_last_n, p->repeat_penalty,
+                                                                           p->freq_penalty, p->presence_penalty));
         }
         if (p->temp <= 0.0f) {
-            llama_sampler_chain_add(chain, llama_sampler_init_greedy());
-            return chain;
+            llama_sampler_chain_add(s->chain, llama_sampler_init_greedy());
+            return s;
         }
         if (p->top_k > 0) {
-            llama_sampler_chain_add(chain, llama_sampler_init_top_k(p->top_k));
+            llama_sampler_chain_add(s->chain, llama_sampler_init_top_k(p->top_k));
         }
         if (p->top_p < 1.0f) {
-            llama_sampler_chain_add(chain, llama_sampler_init_top_p(p->top_p, 1));
+            llama_sampler_chain_add(s->chain, llama_sampler_init_top_p(p->top_p, 1));
         }
         if (p->min_p > 0.0f) {
-            llama_sampler_chain_add(chain, llama_sampler_init_min_p(p->min_p, 1));
+            llama_sampler_chain_add(s->chain, llama_sampler_init_min_p(p->min_p, 1));
         }
-        llama_sampler_chain_add(chain, llama_sampler_init_temp(p->temp));
-        llama_sampler_chain_add(chain, llama_sampler_init_dist(p->seed));
-        return chain;
+        llama_sampler_chain_add(s->chain, llama_sampler_init_temp(p->temp));
+        llama_sampler_chain_add(s->chain, llama_sampler_init_dist(p->seed));
+        return s;
     } catch (const std::exception & e) {
         set_err(err, err_len, e.what());
     } catch (...) {
         set_err(err, err_len, "unknown exception while building the sampler");
     }
-    if (chain != nullptr) {
-        llama_sampler_free(chain);
-    }
+    delete s;
     return nullptr;
 }
 
-llama_token fa_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx,
+void fa_sampler_free(fa_sampler * s) {
+    delete s;
+}
+
+// load_candidates fills s->cur with the logits of row idx and points arr at it.
+static bool load_candidates(fa_sampler * s, struct llama_context * ctx, int32_t idx, llama_token_data_array * arr) {
+    const float * logits = llama_get_logits_ith(ctx, idx);
+    if (logits == nullptr) {
+        return false;
+    }
+    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+    s->cur.resize(n_vocab);
+    for (int32_t t = 0; t < n_vocab; t++) {
+        s->cur[t] = llama_token_data{t, logits[t], 0.0f};
+    }
+    *arr = llama_token_data_array{s->cur.data(), s->cur.size(), -1, false};
+    return true;
+}
+
+llama_token fa_sample(fa_sampler * s, struct llama_context * ctx, int32_t idx,
                       char * err, size_t err_len) {
     clear_last();
     try {
-        return llama_sampler_sample(smpl, ctx, idx);
+        llama_token_data_array arr;
+        if (!load_candidates(s, ctx, idx, &arr)) {
+            set_err(err, err_len, "no logits for this batch row");
+            return -1;
+        }
+        llama_sampler_apply(s->chain, &arr);
+        if (arr.selected < 0 || arr.selected >= (int64_t) arr.size) {
+            set_err(err, err_len, "sampler chain selected no token");
+            return -1;
+        }
+        llama_token tok = arr.data[arr.selected].id;
+        if (s->grammar != nullptr) {
+            // Fast path: ask the grammar about the drawn token alone. Without a
+            // truncating filter in the chain this is exactly sampling from the
+            // grammar-restricted distribution (a rejected draw is redrawn from the
+            // renormalised valid set); with top-k/top-p it is llama.cpp's common
+            // sampler behaviour.
+            llama_token_data one = {tok, 1.0f, 0.0f};
+            llama_token_data_array single = {&one, 1, -1, false};
+            llama_sampler_apply(s->grammar, &single);
+            if (one.logit == -INFINITY) {
+                load_candidates(s, ctx, idx, &arr);
+                llama_sampler_apply(s->grammar, &arr);
+                llama_sampler_apply(s->chain, &arr);
+                if (arr.selected < 0 || arr.selected >= (int64_t) arr.size ||
+                    arr.data[arr.selected].logit == -INFINITY) {
+                    set_err(err, err_len, "the grammar allows no token here");
+                    return -1;
+                }
+                tok = arr.data[arr.selected].id;
+            }
+            llama_sampler_accept(s->grammar, tok);
+        }
+        llama_sampler_accept(s->chain, tok);
+        return tok;
     } catch (const std::exception & e) {
         set_err(err, err_len, e.what());
     } catch (...) {

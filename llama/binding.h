@@ -62,9 +62,16 @@ typedef struct fa_sampler_params {
     const char * grammar_root;// rule name, "root" when NULL
 } fa_sampler_params;
 
-// Builds a sampler chain; NULL with a message in err when the grammar does not parse.
-struct llama_sampler * fa_sampler_new(const struct llama_vocab * vocab, const fa_sampler_params * p,
-                                      char * err, size_t err_len);
+// A sampler: the grammar (if any) kept apart from the chain of penalties and
+// filters, and a candidate buffer reused from token to token.
+typedef struct fa_sampler fa_sampler;
+
+// Builds a sampler; NULL with a message in err when the grammar does not parse.
+fa_sampler * fa_sampler_new(const struct llama_vocab * vocab, const fa_sampler_params * p,
+                            char * err, size_t err_len);
+
+// Frees a sampler (NULL is a no-op).
+void fa_sampler_free(fa_sampler * s);
 
 // For n output rows of the last decode (row indices idx[i] in the batch), writes
 // log p(target[i]) under the model's distribution and whether target[i] was the
@@ -72,9 +79,13 @@ struct llama_sampler * fa_sampler_new(const struct llama_vocab * vocab, const fa
 int32_t fa_token_logprobs(struct llama_context * ctx, const int32_t * idx, const llama_token * target,
                           int32_t n, float * out_logprob, uint8_t * out_is_argmax);
 
-// Samples a token from batch row idx and accepts it into the chain. Returns -1 with a
-// message in err when the sampler throws (e.g. a grammar that reached a dead end).
-llama_token fa_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx,
+// Samples a token from batch row idx and accepts it into the grammar and the chain.
+// With a grammar, the token is first drawn without it and kept if the grammar
+// accepts it; only a rejected draw pays for filtering the whole vocabulary (llama.cpp's
+// common sampler does the same). Returns -1 with a message in err when the sampler
+// throws (e.g. a grammar that reached a dead end). Distinct samplers may be used
+// from different threads at once on the same context's logits.
+llama_token fa_sample(fa_sampler * s, struct llama_context * ctx, int32_t idx,
                       char * err, size_t err_len);
 
 // Greedy argmax over the logits of batch row idx (no sampler allocation).

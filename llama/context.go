@@ -304,6 +304,14 @@ func (c *Context) Logits(i int) ([]float32, error) {
 	return out, nil
 }
 
+// settleLogits makes llama.cpp apply any pending reordering of the output rows, so
+// that later reads of the logits only read (and may run concurrently).
+func (c *Context) settleLogits() {
+	if c.c != nil {
+		C.llama_get_logits(c.c)
+	}
+}
+
 // Argmax returns the most likely next token at batch row i of the last Decode.
 func (c *Context) Argmax(i int) (Token, error) {
 	if c.c == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -665,8 +666,10 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 			}
 			s.lastUse = tick
 		}
-		for _, r := range rows {
-			e.afterLogits(r.s, r.idx)
+		toks := make([]sampled, len(rows))
+		e.sampleRows(len(rows), func(i int) { toks[i] = e.sampleRow(rows[i].s, rows[i].idx) })
+		for i, r := range rows {
+			e.afterLogits(r.s, toks[i])
 		}
 		return
 	}
@@ -685,16 +688,57 @@ func (e *Engine) evictIdle(slots []*slot) bool {
 	return freed
 }
 
-// afterLogits samples the next token of s from batch row idx and checks for the end.
-func (e *Engine) afterLogits(s *slot, idx int) {
-	j := s.job
-	var tok Token
-	var err error
-	if j.argmax {
-		tok, err = e.ctx.Argmax(idx)
+// sampled is the token drawn for one slot, or why none was.
+type sampled struct {
+	tok Token
+	err error
+}
+
+// sampleRow draws the next token of s from batch row idx. It touches only s's own
+// sampler and reads the shared logits, so rows may be sampled concurrently.
+func (e *Engine) sampleRow(s *slot, idx int) sampled {
+	var r sampled
+	if s.job.argmax {
+		r.tok, r.err = e.ctx.Argmax(idx)
 	} else {
-		tok, err = j.smp.sample(e.ctx, idx)
+		r.tok, r.err = s.job.smp.sample(e.ctx, idx)
 	}
+	return r
+}
+
+// sampleRows runs f(0..n-1), spread over the CPUs when there is more than one row:
+// a grammar or a large vocabulary makes sampling cost milliseconds per row, and
+// done one row after another it would undo what batching the decode saved. The
+// decode's worker threads are idle meanwhile.
+func (e *Engine) sampleRows(n int, f func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	// llama.cpp may still reorder the output rows on the first read of the
+	// logits; do that once here, not racing from several threads.
+	e.ctx.settleLogits()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// afterLogits takes the token drawn for s and checks for the end.
+func (e *Engine) afterLogits(s *slot, r sampled) {
+	j := s.job
+	tok, err := r.tok, r.err
 	if err != nil {
 		e.release(s, nil, err)
 		return

@@ -34,9 +34,10 @@ type SamplingOptions struct {
 	GrammarRoot string
 }
 
-// sampler owns a llama.cpp sampler chain.
+// sampler owns a sampler of the glue: a grammar (if any), a llama.cpp chain of
+// penalties and filters, and a reusable candidate buffer.
 type sampler struct {
-	c *C.struct_llama_sampler
+	c *C.fa_sampler
 }
 
 func (m *Model) newSampler(o SamplingOptions) (*sampler, error) {
@@ -82,7 +83,8 @@ func (m *Model) newSampler(o SamplingOptions) (*sampler, error) {
 	return &sampler{c: c}, nil
 }
 
-// sample draws the next token from batch row idx of ctx's last decode.
+// sample draws the next token from batch row idx of ctx's last decode. Distinct
+// samplers may sample rows of the same decode from different goroutines at once.
 func (s *sampler) sample(ctx *Context, idx int) (Token, error) {
 	var errBuf [errBufLen]C.char
 	t := C.fa_sample(s.c, ctx.c, C.int32_t(idx), &errBuf[0], errBufLen)
@@ -94,7 +96,7 @@ func (s *sampler) sample(ctx *Context, idx int) (Token, error) {
 
 func (s *sampler) free() {
 	if s != nil && s.c != nil {
-		C.llama_sampler_free(s.c)
+		C.fa_sampler_free(s.c)
 		s.c = nil
 	}
 }
