@@ -667,7 +667,13 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 			s.lastUse = tick
 		}
 		toks := make([]sampled, len(rows))
-		e.sampleRows(len(rows), func(i int) { toks[i] = e.sampleRow(rows[i].s, rows[i].idx) })
+		chains := 0
+		for _, r := range rows {
+			if !r.s.job.argmax {
+				chains++
+			}
+		}
+		e.sampleRows(len(rows), chains > 1, func(i int) { toks[i] = e.sampleRow(rows[i].s, rows[i].idx) })
 		for i, r := range rows {
 			e.afterLogits(r.s, toks[i])
 		}
@@ -706,13 +712,13 @@ func (e *Engine) sampleRow(s *slot, idx int) sampled {
 	return r
 }
 
-// sampleRows runs f(0..n-1), spread over the CPUs when there is more than one row:
-// a grammar or a large vocabulary makes sampling cost milliseconds per row, and
-// done one row after another it would undo what batching the decode saved. The
-// decode's worker threads are idle meanwhile.
-func (e *Engine) sampleRows(n int, f func(i int)) {
+// sampleRows runs f(0..n-1), spread over the CPUs when parallel is set: a grammar
+// or a large vocabulary makes a sampler chain cost milliseconds per row, and run
+// one row after another it would undo much of what batching the decode saved.
+// (A plain argmax costs microseconds and is not worth a goroutine.)
+func (e *Engine) sampleRows(n int, parallel bool, f func(i int)) {
 	workers := min(n, runtime.GOMAXPROCS(0))
-	if workers <= 1 {
+	if !parallel || workers <= 1 {
 		for i := 0; i < n; i++ {
 			f(i)
 		}
