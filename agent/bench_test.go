@@ -22,11 +22,11 @@ type benchCase struct {
 }
 
 // weightModel writes a model whose decode time goes mostly to its weights
-// (512 wide, 8 layers, 32k vocabulary, Q8_0: ~45 MB), the regime of real
-// 0.5-7B models, unlike the 64-wide tiny model whose time goes to attention.
+// (110M parameters: 768 wide, 12 layers, 32k vocabulary, Q8_0), the regime of
+// real 0.5-7B models, unlike the 64-wide tiny model whose time goes to attention.
 func weightModel(tb testing.TB) string {
 	tb.Helper()
-	p := filepath.Join(os.TempDir(), "fireact-bench-w512-q8_0.gguf")
+	p := filepath.Join(os.TempDir(), "fireact-bench-m110-q8_0.gguf")
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
@@ -34,7 +34,7 @@ func weightModel(tb testing.TB) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := modelgen.WriteLlama(p, modelgen.LlamaConfig{Vocab: v, NEmbd: 512, NLayer: 8, NHead: 8, NHeadKV: 8, NFF: 1408,
+	if err := modelgen.WriteLlama(p, modelgen.LlamaConfig{Vocab: v, NEmbd: 768, NLayer: 12, NHead: 12, NHeadKV: 12, NFF: 2048,
 		NCtx: 4096, WeightType: gguf.TypeQ8_0, EmbedType: gguf.TypeQ8_0, OutputType: gguf.TypeQ8_0, Seed: 1}); err != nil {
 		tb.Fatal(err)
 	}
@@ -107,14 +107,14 @@ func benchRun(b *testing.B, bc benchCase, conc int, noReuse bool) benchResult {
 // flight against one at a time, and prompt tokens decoded per question with
 // and without prefix reuse (goals: >= 3x and >= 80% fewer). "tiny-fewshot" is a
 // 64-wide model under the 1.3k-token few-shot prompt, where attention over the
-// prompt dominates; "w512-alpaca" is a weight-dominated Q8_0 model in the
+// prompt dominates; "m110-alpaca" is a weight-dominated Q8_0 model in the
 // fine-tuned student's format (no few-shot prefix). "mean-batch" is the tokens
 // per decode with all in flight: the episodes that take the most turns leave
 // the batch small at the end, which bounds the speedup whatever the hardware.
 func BenchmarkLocalAgent(b *testing.B) {
 	cases := []benchCase{
 		{"tiny-fewshot", tinyModel, FormatFewShot},
-		{"w512-alpaca", weightModel, FormatAlpaca},
+		{"m110-alpaca", weightModel, FormatAlpaca},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {

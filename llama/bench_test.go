@@ -2,6 +2,7 @@ package llama
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,4 +234,61 @@ func BenchmarkKVLayout(b *testing.B) {
 	b.ReportMetric(tps[0], "separate-tok/s")
 	b.ReportMetric(tps[1], "unified-tok/s")
 	b.ReportMetric(tps[0]/tps[1], "separate/unified")
+}
+
+// BenchmarkDecodeBatchScaling measures what batching can give on this machine:
+// the time per token of one decode that advances 32 sequences by a token each,
+// against a decode that advances one ("ceiling" = ms/token at 1 / at 32), with
+// every sequence holding ctx tokens of KV. It bounds the speedup of any workload
+// that keeps 32 sequences in flight, such as the agent benchmark.
+func BenchmarkDecodeBatchScaling(b *testing.B) {
+	const nSeq = 32
+	for _, ctxLen := range []int{16, 512} {
+		b.Run(fmt.Sprintf("m110-q8_0/ctx%d", ctxLen), func(b *testing.B) {
+			m := benchLoad(b, "m110-q8_0")
+			c, err := m.NewContext(ContextOptions{NCtx: nSeq * 1024, NSeqMax: nSeq, FlashAttn: FlashAttnOn})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			prompt := benchPrompt(m, ctxLen)
+			for at := 0; at < ctxLen; at += c.NBatch() {
+				var batch Batch
+				for i := at; i < min(ctxLen, at+c.NBatch()); i++ {
+					batch.Add(prompt[i], i, 0, false)
+				}
+				if err := c.Decode(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for s := 1; s < nSeq; s++ {
+				c.SeqCopy(0, s, -1, -1)
+			}
+			step := func(k int) time.Duration {
+				var batch Batch
+				for s := 0; s < k; s++ {
+					batch.Add(prompt[s%len(prompt)], ctxLen, s, true)
+				}
+				t0 := time.Now()
+				if err := c.Decode(&batch); err != nil {
+					b.Fatal(err)
+				}
+				d := time.Since(t0)
+				for s := 0; s < k; s++ {
+					c.SeqRemove(s, ctxLen, -1)
+				}
+				return d
+			}
+			var one, all time.Duration
+			for i := 0; i < b.N; i++ {
+				one += step(1)
+				all += step(nSeq)
+			}
+			perOne := one.Seconds() * 1000 / float64(b.N)
+			perAll := all.Seconds() * 1000 / float64(b.N*nSeq)
+			b.ReportMetric(perOne, "ms/token-1")
+			b.ReportMetric(perAll, "ms/token-32")
+			b.ReportMetric(perOne/perAll, "ceiling")
+		})
+	}
 }
