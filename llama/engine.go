@@ -100,6 +100,9 @@ type EngineStats struct {
 	PromptReused    int64 // prompt tokens served from shared or cached KV cells
 	GeneratedTokens int64
 	Decodes         int64 // llama_decode calls
+	// Bridged counts throwaway tokens that kept a decode over non-consecutive
+	// sequences in one pass over the weights (see planStep).
+	Bridged int64
 }
 
 // ErrContextFull is returned for a request that could not be given KV cells even
@@ -121,7 +124,7 @@ type Engine struct {
 	once   sync.Once
 
 	stats struct {
-		requests, promptTokens, promptDecoded, promptReused, generated, decodes atomic.Int64
+		requests, promptTokens, promptDecoded, promptReused, generated, decodes, bridged atomic.Int64
 	}
 }
 
@@ -172,6 +175,7 @@ func (e *Engine) Stats() EngineStats {
 		PromptReused:    e.stats.promptReused.Load(),
 		GeneratedTokens: e.stats.generated.Load(),
 		Decodes:         e.stats.decodes.Load(),
+		Bridged:         e.stats.bridged.Load(),
 	}
 }
 
@@ -500,7 +504,8 @@ func (e *Engine) admit(slots []*slot, queue []*job, tick int64) []*job {
 			continue
 		}
 		// Target: the source itself when it is idle, else the idle slot whose cache
-		// is least useful (shortest, then least recently used).
+		// is least useful (shortest, then least recently used, then the lowest id:
+		// sequences packed at low ids decode in fewer passes, see planStep).
 		var t *slot
 		if src != nil && !src.active() {
 			t = src
@@ -509,7 +514,10 @@ func (e *Engine) admit(slots []*slot, queue []*job, tick int64) []*job {
 				if len(free[a].kv) != len(free[b].kv) {
 					return len(free[a].kv) < len(free[b].kv)
 				}
-				return free[a].lastUse < free[b].lastUse
+				if free[a].lastUse != free[b].lastUse {
+					return free[a].lastUse < free[b].lastUse
+				}
+				return free[a].id < free[b].id
 			})
 			t = free[0]
 		}
@@ -578,49 +586,128 @@ func (e *Engine) applyAdapters(as []AdapterScale) error {
 	return nil
 }
 
+// feed is what one sequence puts into a decode: n tokens (its generation token,
+// or n prompt tokens), or, with n == 0, one throwaway token that bridges a gap.
+type feed struct {
+	s *slot
+	n int
+}
+
+// maxBridge is the widest run of sequences outside a decode that planStep bridges
+// with throwaway tokens rather than letting llama.cpp split the decode there. A
+// throwaway token costs about one token's share of a batched decode; a split
+// costs another pass over all the weights, which is several tokens' worth even
+// for a 110M model at 32 sequences (BenchmarkDecodeBatchScaling) and more for
+// larger ones.
+const maxBridge = 4
+
+// planStep decides what each slot of group feeds into the next decode, in
+// sequence-id order. With one KV stream per sequence, llama.cpp splits a decode
+// into micro-batches that each cover consecutive sequence ids with the same number
+// of tokens per sequence, and every micro-batch is another pass over the weights.
+// So every sequence feeds one token (its generation token or its next prompt
+// token), only the longest-waiting prompt feeds a whole chunk, and short gaps in
+// the ids are bridged. With the unified cache a decode is never split, and every
+// prompt feeds as much as the batch holds.
+func (e *Engine) planStep(slots []*slot, group []*slot) []feed {
+	nb := e.ctx.NBatch()
+	unified := e.opts.Context.KVUnified || e.ctx.NSeqMax() == 1
+	var chunk *slot
+	for _, s := range group {
+		if !s.hasNext && len(s.pending) > 0 && (chunk == nil || s.job.admitted.Before(chunk.job.admitted)) {
+			chunk = s
+		}
+	}
+	var plan []feed
+	used := 0
+	for _, s := range group {
+		if (s.hasNext || len(s.pending) > 0) && used < nb {
+			plan = append(plan, feed{s, 1})
+			used++
+		}
+	}
+	// Generation tokens come first: a long prompt must not stall sequences
+	// already producing text, so prompts share only the room that is left.
+	for i := range plan {
+		s := plan[i].s
+		if s.hasNext || (!unified && s != chunk) {
+			continue
+		}
+		n := min(len(s.pending), nb-used+1)
+		used += n - 1
+		plan[i].n = n
+	}
+	if unified || len(plan) < 2 {
+		return plan
+	}
+	bridged := plan[:0:0]
+	for i, f := range plan {
+		if i > 0 {
+			from, to := plan[i-1].s.id+1, f.s.id
+			if gap := to - from; gap > 0 && gap <= maxBridge && used+gap <= nb {
+				ok := true
+				for id := from; id < to; id++ {
+					if len(slots[id].kv)+1 >= e.ctx.NCtxSeq() {
+						ok = false
+					}
+				}
+				if ok {
+					for id := from; id < to; id++ {
+						bridged = append(bridged, feed{slots[id], 0})
+					}
+					used += gap
+				}
+			}
+		}
+		bridged = append(bridged, f)
+	}
+	return bridged
+}
+
 // step decodes one batch for a group of slots sharing an adapter set, then samples.
 func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 	type row struct {
 		s   *slot
 		idx int // batch row with the logits to sample from
 	}
-	type feed struct {
-		s *slot
-		n int // tokens of s in this batch
-	}
 	for attempt := 0; ; attempt++ {
 		batch.Reset()
 		var rows []row
 		var fed []feed
-		nb := e.ctx.NBatch()
-		// Generation tokens first: a long prompt must not stall sequences already
-		// producing text.
-		for _, s := range group {
-			if s.hasNext && batch.Len() < nb {
-				batch.Add(s.next, len(s.kv), s.id, true)
-				rows = append(rows, row{s, batch.Len() - 1})
-				fed = append(fed, feed{s, 1})
-			}
-		}
-		for _, s := range group {
-			if len(s.pending) == 0 || batch.Len() >= nb {
-				continue
-			}
-			n := min(len(s.pending), nb-batch.Len())
-			for i := 0; i < n; i++ {
-				last := i == n-1 && n == len(s.pending)
-				batch.Add(s.pending[i], len(s.kv)+i, s.id, last)
-				if last {
-					rows = append(rows, row{s, batch.Len() - 1})
-				}
-			}
-			fed = append(fed, feed{s, n})
-		}
-		if batch.Len() == 0 {
+		plan := e.planStep(slots, group)
+		if len(plan) == 0 {
 			return
 		}
+		var bridges []feed
+		for _, f := range plan {
+			s := f.s
+			switch {
+			case f.n == 0: // a bridge: one throwaway token, removed after the decode
+				batch.Add(0, len(s.kv), s.id, false)
+				bridges = append(bridges, f)
+			case s.hasNext:
+				batch.Add(s.next, len(s.kv), s.id, true)
+				rows = append(rows, row{s, batch.Len() - 1})
+				fed = append(fed, f)
+			default:
+				for i := 0; i < f.n; i++ {
+					last := i == f.n-1 && f.n == len(s.pending)
+					batch.Add(s.pending[i], len(s.kv)+i, s.id, last)
+					if last {
+						rows = append(rows, row{s, batch.Len() - 1})
+					}
+				}
+				fed = append(fed, f)
+			}
+		}
 		err := e.ctx.Decode(batch)
+		for _, f := range bridges {
+			e.ctx.SeqRemove(f.s.id, len(f.s.kv), -1)
+		}
 		e.stats.decodes.Add(1)
+		if err == nil {
+			e.stats.bridged.Add(int64(len(bridges)))
+		}
 		if errors.Is(err, ErrNoKVSlot) {
 			// Free the cells of idle sequences first; if that is not enough, give up
 			// on the most recently admitted request of this group.

@@ -292,3 +292,71 @@ func TestBadGrammar(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEngineBridgesGaps admits 8 requests into slots 0..7 in order; the odd slots
+// finish after 4 tokens, leaving gaps between the sequences still generating. The
+// engine must bridge those gaps (one decode pass instead of one per run of
+// consecutive sequences) without changing any sequence's tokens.
+func TestEngineBridgesGaps(t *testing.T) {
+	m := loadStories(t)
+	prompts := []string{
+		"Once upon a time", "One day, a little boy", "The cat sat on", "Lily and Tom went",
+		"There was a big dog", "Mom said", "The sun was hot and", "A bird flew",
+	}
+	req := func(i int) Request {
+		n := 40
+		if i%2 == 1 {
+			n = 4
+		}
+		return Request{Prompt: prompts[i], MaxTokens: n, IgnoreEOS: true}
+	}
+	seq, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]*Result, len(prompts))
+	for i := range prompts {
+		if want[i], err = seq.Generate(context.Background(), req(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq.Close()
+
+	par, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 4096, NSeqMax: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer par.Close()
+	got := make([]*Result, len(prompts))
+	var wg sync.WaitGroup
+	for i := range prompts {
+		// Wait for request i's first token so that it holds slot i before i+1 comes.
+		started := make(chan struct{})
+		var once sync.Once
+		r := req(i)
+		r.OnText = func(string) error { once.Do(func() { close(started) }); return nil }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := par.Generate(context.Background(), r)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = res
+			once.Do(func() { close(started) })
+		}()
+		<-started
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i := range prompts {
+		if !equalTokens(got[i].Tokens, want[i].Tokens) {
+			t.Errorf("prompt %q: tokens differ with gaps bridged:\n got %v\nwant %v", prompts[i], got[i].Tokens, want[i].Tokens)
+		}
+	}
+	if st := par.Stats(); st.Bridged == 0 {
+		t.Errorf("no gap was bridged: %+v", st)
+	}
+}
