@@ -29,7 +29,9 @@ type EngineOptions struct {
 	// sequence. BenchmarkKVLayout (8 requests, stories260K, 2 cores): separate
 	// streams 1.10x the unified buffer's tokens/s with a 1,200-token shared
 	// prefix, 0.90x with a 320-token one; long few-shot prompts are the agent's
-	// case, hence the default.
+	// case, hence the default. Separate streams make llama.cpp split a decode
+	// wherever the sequence ids in it are not consecutive; planStep keeps such
+	// decodes in one pass over the weights.
 	Context ContextOptions
 	// NoPrefixReuse turns off shared-prefix reuse: every prompt is decoded in full.
 	// Only useful as a baseline for benchmarks and tests.
