@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,29 +17,39 @@ import (
 
 // benchCase is one configuration of the local-agent benchmark.
 type benchCase struct {
-	name   string
-	model  func(testing.TB) string
-	format Format
+	name      string
+	model     func(testing.TB) string
+	format    Format
+	gpuLayers int
 }
 
-// weightModel writes a model whose decode time goes mostly to its weights
-// (110M parameters: 768 wide, 12 layers, 32k vocabulary, Q8_0), the regime of
-// real 0.5-7B models, unlike the 64-wide tiny model whose time goes to attention.
+var (
+	weightOnce sync.Once
+	weightPath string
+	weightErr  error
+)
+
+// weightModel writes, once per test binary, a model whose decode time goes mostly
+// to its weights (110M parameters: 768 wide, 12 layers, 32k vocabulary, Q8_0),
+// the regime of real 0.5-7B models, unlike the 64-wide tiny model whose time goes
+// to attention.
 func weightModel(tb testing.TB) string {
 	tb.Helper()
-	p := filepath.Join(os.TempDir(), "fireact-bench-m110-q8_0.gguf")
-	if _, err := os.Stat(p); err == nil {
-		return p
+	d := modelDir(tb)
+	weightOnce.Do(func() {
+		v, err := modelgen.SPMVocab(modelgen.BasicWords()).Pad(32000)
+		if err != nil {
+			weightErr = err
+			return
+		}
+		weightPath = filepath.Join(d, "m110-q8_0.gguf")
+		weightErr = modelgen.WriteLlama(weightPath, modelgen.LlamaConfig{Vocab: v, NEmbd: 768, NLayer: 12, NHead: 12, NHeadKV: 12, NFF: 2048,
+			NCtx: 4096, WeightType: gguf.TypeQ8_0, EmbedType: gguf.TypeQ8_0, OutputType: gguf.TypeQ8_0, Seed: 1})
+	})
+	if weightErr != nil {
+		tb.Fatalf("weight-dominated model: %v", weightErr)
 	}
-	v, err := modelgen.SPMVocab(modelgen.BasicWords()).Pad(32000)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := modelgen.WriteLlama(p, modelgen.LlamaConfig{Vocab: v, NEmbd: 768, NLayer: 12, NHead: 12, NHeadKV: 12, NFF: 2048,
-		NCtx: 4096, WeightType: gguf.TypeQ8_0, EmbedType: gguf.TypeQ8_0, OutputType: gguf.TypeQ8_0, Seed: 1}); err != nil {
-		tb.Fatal(err)
-	}
-	return p
+	return weightPath
 }
 
 // benchResult is one run of 32 questions.
@@ -48,17 +59,10 @@ type benchResult struct {
 }
 
 // benchRun answers 32 questions (ReAct, grammar so every turn parses) with conc
-// of them in flight. FIREACT_GPU_LAYERS offloads layers when a GPU backend is
-// loaded (FIREACT_BACKENDS names the directory of `make cuda`).
+// of them in flight.
 func benchRun(b *testing.B, bc benchCase, conc int, noReuse bool) benchResult {
 	const n = 32
-	gpuLayers, _ := strconv.Atoi(os.Getenv("FIREACT_GPU_LAYERS"))
-	if dir := os.Getenv("FIREACT_BACKENDS"); dir != "" {
-		if _, err := llama.LoadBackends(dir); err != nil {
-			b.Fatal(err)
-		}
-	}
-	m, err := llama.LoadModel(bc.model(b), llama.ModelOptions{GPULayers: gpuLayers})
+	m, err := llama.LoadModel(bc.model(b), llama.ModelOptions{GPULayers: bc.gpuLayers})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,10 +115,19 @@ func benchRun(b *testing.B, bc benchCase, conc int, noReuse bool) benchResult {
 // fine-tuned student's format (no few-shot prefix). "mean-batch" is the tokens
 // per decode with all in flight: the episodes that take the most turns leave
 // the batch small at the end, which bounds the speedup whatever the hardware.
+//
+// FIREACT_GPU_LAYERS offloads layers when a GPU backend is loaded
+// (FIREACT_BACKENDS names the directory `make cuda` fills).
 func BenchmarkLocalAgent(b *testing.B) {
+	if dir := os.Getenv("FIREACT_BACKENDS"); dir != "" {
+		if _, err := llama.LoadBackends(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gpuLayers, _ := strconv.Atoi(os.Getenv("FIREACT_GPU_LAYERS"))
 	cases := []benchCase{
-		{"tiny-fewshot", tinyModel, FormatFewShot},
-		{"m110-alpaca", weightModel, FormatAlpaca},
+		{"tiny-fewshot", tinyModel, FormatFewShot, gpuLayers},
+		{"m110-alpaca", weightModel, FormatAlpaca, gpuLayers},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {

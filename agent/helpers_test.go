@@ -16,21 +16,32 @@ import (
 )
 
 var (
+	dirOnce sync.Once
+	dir     string
+	dirErr  error
+
 	tinyOnce sync.Once
 	tinyPath string
 	tinyErr  error
-	tinyDir  string
 )
+
+// modelDir is a temporary directory for the models a test binary writes,
+// removed by TestMain.
+func modelDir(tb testing.TB) string {
+	tb.Helper()
+	dirOnce.Do(func() { dir, dirErr = os.MkdirTemp("", "fireact-agent-test") })
+	if dirErr != nil {
+		tb.Fatalf("model directory: %v", dirErr)
+	}
+	return dir
+}
 
 // tinyModel writes the tiny random GGUF model once per test binary.
 func tinyModel(tb testing.TB) string {
 	tb.Helper()
+	d := modelDir(tb)
 	tinyOnce.Do(func() {
-		tinyDir, tinyErr = os.MkdirTemp("", "fireact-agent-test")
-		if tinyErr != nil {
-			return
-		}
-		tinyPath = filepath.Join(tinyDir, "tiny.gguf")
+		tinyPath = filepath.Join(d, "tiny.gguf")
 		tinyErr = modelgen.WriteLlama(tinyPath, modelgen.LlamaConfig{Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
 			NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 128, NCtx: 2048, Seed: 1})
 	})
@@ -45,8 +56,8 @@ func TestMain(m *testing.M) {
 		os.Exit(childMain())
 	}
 	code := m.Run()
-	if tinyDir != "" {
-		os.RemoveAll(tinyDir)
+	if dir != "" {
+		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -86,7 +87,7 @@ func TestGeneratedModelRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	if r2 := greedy(t, e2, "Thought: I need to search", 16); !equalTokens(r.Tokens, r2.Tokens) {
+	if r2 := greedy(t, e2, "Thought: I need to search", 16); !slices.Equal(r.Tokens, r2.Tokens) {
 		t.Fatalf("same seed gave different output: %v vs %v", r.Tokens, r2.Tokens)
 	}
 }
@@ -233,7 +234,7 @@ func TestEnginePerRequestAdapters(t *testing.T) {
 		alone[i] = r.Tokens
 		e.Close()
 	}
-	if equalTokens(alone[0], alone[1]) && equalTokens(alone[1], alone[2]) {
+	if slices.Equal(alone[0], alone[1]) && slices.Equal(alone[1], alone[2]) {
 		t.Fatal("adapters did not change the output at all")
 	}
 	e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 2048, NSeqMax: 8}})
@@ -257,7 +258,7 @@ func TestEnginePerRequestAdapters(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range got {
-		if !equalTokens(got[i], alone[i%len(sets)]) {
+		if !slices.Equal(got[i], alone[i%len(sets)]) {
 			t.Errorf("request %d (adapter set %d): %v, alone %v", i, i%len(sets), got[i], alone[i%len(sets)])
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -135,7 +136,7 @@ func BenchmarkGenerate(b *testing.B) {
 					// GenTime starts at the first sampled token: nGen-1 decodes, like
 					// the raw loop's nGen decodes after the prompt's logits.
 					engDur = min(engDur, r.GenTime)
-					if !equalTokens(r.Tokens[:nGen-1], want[:nGen-1]) {
+					if !slices.Equal(r.Tokens[:nGen-1], want[:nGen-1]) {
 						b.Fatalf("engine and raw loop disagree")
 					}
 				}

@@ -27,9 +27,9 @@ type EngineOptions struct {
 	// not a decode). On, all sequences live in one buffer and a shared prefix is
 	// stored once, but every token's attention then spans the cells of every
 	// sequence. BenchmarkKVLayout (8 requests, stories260K, 2 cores): separate
-	// streams 1.10x the unified buffer's tokens/s with a 1,200-token shared
-	// prefix, 0.90x with a 320-token one; long few-shot prompts are the agent's
-	// case, hence the default. Separate streams make llama.cpp split a decode
+	// streams 1.18x the unified buffer's tokens/s with a 1,200-token shared
+	// prefix (an earlier engine measured 0.90x with a 320-token one); long
+	// few-shot prompts are the agent's case, hence the default. Separate streams make llama.cpp split a decode
 	// wherever the sequence ids in it are not consecutive; planStep keeps such
 	// decodes in one pass over the weights.
 	Context ContextOptions
@@ -613,7 +613,7 @@ const maxBridge = 4
 // prompt feeds as much as the batch holds.
 func (e *Engine) planStep(slots []*slot, group []*slot) []feed {
 	nb := e.ctx.NBatch()
-	unified := e.opts.Context.KVUnified || e.ctx.NSeqMax() == 1
+	neverSplit := e.opts.Context.KVUnified || e.ctx.NSeqMax() == 1
 	var chunk *slot
 	for _, s := range group {
 		if !s.hasNext && len(s.pending) > 0 && (chunk == nil || s.job.admitted.Before(chunk.job.admitted)) {
@@ -632,38 +632,40 @@ func (e *Engine) planStep(slots []*slot, group []*slot) []feed {
 	// already producing text, so prompts share only the room that is left.
 	for i := range plan {
 		s := plan[i].s
-		if s.hasNext || (!unified && s != chunk) {
+		if s.hasNext || (!neverSplit && s != chunk) {
 			continue
 		}
 		n := min(len(s.pending), nb-used+1)
 		used += n - 1
 		plan[i].n = n
 	}
-	if unified || len(plan) < 2 {
+	if neverSplit || len(plan) < 2 {
 		return plan
 	}
-	bridged := plan[:0:0]
+	out := make([]feed, 0, len(plan)+maxBridge)
 	for i, f := range plan {
 		if i > 0 {
-			from, to := plan[i-1].s.id+1, f.s.id
-			if gap := to - from; gap > 0 && gap <= maxBridge && used+gap <= nb {
-				ok := true
-				for id := from; id < to; id++ {
-					if len(slots[id].kv)+1 >= e.ctx.NCtxSeq() {
-						ok = false
-					}
+			gap := slots[plan[i-1].s.id+1 : f.s.id]
+			if len(gap) > 0 && len(gap) <= maxBridge && used+len(gap) <= nb && e.haveRoom(gap) {
+				for _, g := range gap {
+					out = append(out, feed{g, 0})
 				}
-				if ok {
-					for id := from; id < to; id++ {
-						bridged = append(bridged, feed{slots[id], 0})
-					}
-					used += gap
-				}
+				used += len(gap)
 			}
 		}
-		bridged = append(bridged, f)
+		out = append(out, f)
 	}
-	return bridged
+	return out
+}
+
+// haveRoom reports whether every slot can take one more KV cell.
+func (e *Engine) haveRoom(ss []*slot) bool {
+	for _, s := range ss {
+		if len(s.kv)+1 >= e.ctx.NCtxSeq() {
+			return false
+		}
+	}
+	return true
 }
 
 // step decodes one batch for a group of slots sharing an adapter set, then samples.
@@ -755,16 +757,17 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 			}
 			s.lastUse = tick
 		}
-		toks := make([]sampled, len(rows))
+		toks := make([]Token, len(rows))
+		errs := make([]error, len(rows))
 		chains := 0
 		for _, r := range rows {
 			if !r.s.job.argmax {
 				chains++
 			}
 		}
-		e.sampleRows(len(rows), chains > 1, func(i int) { toks[i] = e.sampleRow(rows[i].s, rows[i].idx) })
+		e.sampleRows(len(rows), chains > 1, func(i int) { toks[i], errs[i] = e.sampleRow(rows[i].s, rows[i].idx) })
 		for i, r := range rows {
-			e.afterLogits(r.s, toks[i])
+			e.afterLogits(r.s, toks[i], errs[i])
 		}
 		return
 	}
@@ -783,22 +786,13 @@ func (e *Engine) evictIdle(slots []*slot) bool {
 	return freed
 }
 
-// sampled is the token drawn for one slot, or why none was.
-type sampled struct {
-	tok Token
-	err error
-}
-
 // sampleRow draws the next token of s from batch row idx. It touches only s's own
 // sampler and reads the shared logits, so rows may be sampled concurrently.
-func (e *Engine) sampleRow(s *slot, idx int) sampled {
-	var r sampled
+func (e *Engine) sampleRow(s *slot, idx int) (Token, error) {
 	if s.job.argmax {
-		r.tok, r.err = e.ctx.Argmax(idx)
-	} else {
-		r.tok, r.err = s.job.smp.sample(e.ctx, idx)
+		return e.ctx.Argmax(idx)
 	}
-	return r
+	return s.job.smp.sample(e.ctx, idx)
 }
 
 // sampleRows runs f(0..n-1), spread over the CPUs when parallel is set: a grammar
@@ -830,10 +824,9 @@ func (e *Engine) sampleRows(n int, parallel bool, f func(i int)) {
 	wg.Wait()
 }
 
-// afterLogits takes the token drawn for s and checks for the end.
-func (e *Engine) afterLogits(s *slot, r sampled) {
+// afterLogits takes the token drawn for s (or why none was) and checks for the end.
+func (e *Engine) afterLogits(s *slot, tok Token, err error) {
 	j := s.job
-	tok, err := r.tok, r.err
 	if err != nil {
 		e.release(s, nil, err)
 		return

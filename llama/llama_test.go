@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,7 +62,7 @@ func TestStoriesTokenizeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalTokens(plain, toks[1:]) {
+		if !slices.Equal(plain, toks[1:]) {
 			t.Fatalf("tokens without BOS %v differ from %v", plain, toks[1:])
 		}
 		got, err := m.Detokenize(plain, false, false)
@@ -147,57 +148,87 @@ func TestStoriesPerplexity(t *testing.T) {
 	t.Logf("perplexity %.3f, shuffled %.3f", r.Perplexity, rs.Perplexity)
 }
 
-func TestEngineBatchedEqualsSequential(t *testing.T) {
-	m := loadStories(t)
-	prompts := []string{
-		"Once upon a time", "One day, a little boy", "The cat sat on", "Lily and Tom went",
-		"There was a big dog", "Mom said", "The sun was hot and", "A bird flew",
-	}
-	seq, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
+// storyPrompts are eight story openings for the engine tests.
+var storyPrompts = []string{
+	"Once upon a time", "One day, a little boy", "The cat sat on", "Lily and Tom went",
+	"There was a big dog", "Mom said", "The sun was hot and", "A bird flew",
+}
+
+// generateEach runs reqs one after another on a fresh one-sequence engine: the
+// reference a batched engine must reproduce token for token.
+func generateEach(t *testing.T, m *Model, reqs []Request) []*Result {
+	t.Helper()
+	e, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := make([]*Result, len(prompts))
-	for i, p := range prompts {
-		want[i] = greedy(t, seq, p, 48)
+	defer e.Close()
+	out := make([]*Result, len(reqs))
+	for i, r := range reqs {
+		if out[i], err = e.Generate(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
 	}
-	seq.Close()
+	return out
+}
 
+// generateAll submits reqs to e from one goroutine each and waits for all. With
+// inOrder, request i goes in only after request i-1 produced its first token, so
+// that on a fresh engine request i holds slot i. Failures are reported with
+// t.Error; callers check t.Failed before reading the results.
+func generateAll(t *testing.T, e *Engine, reqs []Request, inOrder bool) []*Result {
+	t.Helper()
+	out := make([]*Result, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		started := make(chan struct{})
+		var once sync.Once
+		if inOrder {
+			r.OnText = func(string) error { once.Do(func() { close(started) }); return nil }
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer once.Do(func() { close(started) })
+			res, err := e.Generate(context.Background(), r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			out[i] = res
+		}()
+		if inOrder {
+			<-started
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+func TestEngineBatchedEqualsSequential(t *testing.T) {
+	m := loadStories(t)
+	reqs := make([]Request, len(storyPrompts))
+	for i, p := range storyPrompts {
+		reqs[i] = Request{Prompt: p, MaxTokens: 48}
+	}
+	want := generateEach(t, m, reqs)
 	par, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 2048, NSeqMax: 8}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer par.Close()
-	got := make([]*Result, len(prompts))
-	var wg sync.WaitGroup
-	for i, p := range prompts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i] = greedy(t, par, p, 48)
-		}()
+	got := generateAll(t, par, reqs, false)
+	if t.Failed() {
+		return
 	}
-	wg.Wait()
-	for i := range prompts {
-		if !equalTokens(got[i].Tokens, want[i].Tokens) {
-			t.Errorf("prompt %q: batched tokens differ:\n got %v\nwant %v", prompts[i], got[i].Tokens, want[i].Tokens)
+	for i := range reqs {
+		if !slices.Equal(got[i].Tokens, want[i].Tokens) {
+			t.Errorf("prompt %q: batched tokens differ:\n got %v\nwant %v", storyPrompts[i], got[i].Tokens, want[i].Tokens)
 		}
 	}
-	if st := par.Stats(); st.Decodes >= int64(len(prompts))*48 {
-		t.Errorf("%d decodes for %d sequences x 48 tokens: not batched", st.Decodes, len(prompts))
+	if st := par.Stats(); st.Decodes >= int64(len(reqs))*48 {
+		t.Errorf("%d decodes for %d sequences x 48 tokens: not batched", st.Decodes, len(reqs))
 	}
-}
-
-func equalTokens(a, b []Token) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestEngineSharedPrefix(t *testing.T) {
@@ -227,7 +258,7 @@ func TestEngineSharedPrefix(t *testing.T) {
 	shared, sharedStats := run(false, false)
 	unified, unifiedStats := run(false, true)
 	for i := range suffixes {
-		if !equalTokens(plain[i].Tokens, shared[i].Tokens) || !equalTokens(plain[i].Tokens, unified[i].Tokens) {
+		if !slices.Equal(plain[i].Tokens, shared[i].Tokens) || !slices.Equal(plain[i].Tokens, unified[i].Tokens) {
 			t.Errorf("suffix %q: output with prefix reuse differs", suffixes[i])
 		}
 	}
@@ -299,61 +330,27 @@ func TestBadGrammar(t *testing.T) {
 // consecutive sequences) without changing any sequence's tokens.
 func TestEngineBridgesGaps(t *testing.T) {
 	m := loadStories(t)
-	prompts := []string{
-		"Once upon a time", "One day, a little boy", "The cat sat on", "Lily and Tom went",
-		"There was a big dog", "Mom said", "The sun was hot and", "A bird flew",
-	}
-	req := func(i int) Request {
+	reqs := make([]Request, len(storyPrompts))
+	for i, p := range storyPrompts {
 		n := 40
 		if i%2 == 1 {
 			n = 4
 		}
-		return Request{Prompt: prompts[i], MaxTokens: n, IgnoreEOS: true}
+		reqs[i] = Request{Prompt: p, MaxTokens: n, IgnoreEOS: true}
 	}
-	seq, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]*Result, len(prompts))
-	for i := range prompts {
-		if want[i], err = seq.Generate(context.Background(), req(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	seq.Close()
-
+	want := generateEach(t, m, reqs)
 	par, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 4096, NSeqMax: 8}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer par.Close()
-	got := make([]*Result, len(prompts))
-	var wg sync.WaitGroup
-	for i := range prompts {
-		// Wait for request i's first token so that it holds slot i before i+1 comes.
-		started := make(chan struct{})
-		var once sync.Once
-		r := req(i)
-		r.OnText = func(string) error { once.Do(func() { close(started) }); return nil }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := par.Generate(context.Background(), r)
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = res
-			once.Do(func() { close(started) })
-		}()
-		<-started
-	}
-	wg.Wait()
+	got := generateAll(t, par, reqs, true)
 	if t.Failed() {
 		return
 	}
-	for i := range prompts {
-		if !equalTokens(got[i].Tokens, want[i].Tokens) {
-			t.Errorf("prompt %q: tokens differ with gaps bridged:\n got %v\nwant %v", prompts[i], got[i].Tokens, want[i].Tokens)
+	for i := range reqs {
+		if !slices.Equal(got[i].Tokens, want[i].Tokens) {
+			t.Errorf("prompt %q: tokens differ with gaps bridged:\n got %v\nwant %v", storyPrompts[i], got[i].Tokens, want[i].Tokens)
 		}
 	}
 	if st := par.Stats(); st.Bridged == 0 {

@@ -1,10 +1,9 @@
 package llama
 
 import (
-	"context"
 	"math"
 	"regexp"
-	"sync"
+	"slices"
 	"testing"
 )
 
@@ -96,57 +95,29 @@ func TestGrammarSamplingIsRestrictedSoftmax(t *testing.T) {
 // the rows of a batch concurrently, and that must not change any token.
 func TestEngineSampledBatchedEqualsSequential(t *testing.T) {
 	m := loadStories(t)
-	prompts := []string{
-		"Once upon a time", "One day, a little boy", "The cat sat on", "Lily and Tom went",
-		"There was a big dog", "Mom said", "The sun was hot and", "A bird flew",
-	}
 	const grammar = `root ::= (" " [a-z]+)+ "."`
 	words := regexp.MustCompile(`^( [a-z]+)+\.?$`)
-	req := func(i int) Request {
-		return Request{Prompt: prompts[i], MaxTokens: 32,
+	reqs := make([]Request, len(storyPrompts))
+	for i, p := range storyPrompts {
+		reqs[i] = Request{Prompt: p, MaxTokens: 32,
 			Sampling: SamplingOptions{Temperature: 0.9, TopK: 40, Seed: uint32(100 + i), Grammar: grammar}}
 	}
-	seq, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 512, NSeqMax: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]*Result, len(prompts))
-	for i := range prompts {
-		if want[i], err = seq.Generate(context.Background(), req(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	seq.Close()
-
+	want := generateEach(t, m, reqs)
 	par, err := NewEngine(m, EngineOptions{Context: ContextOptions{NCtx: 2048, NSeqMax: 8}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer par.Close()
-	got := make([]*Result, len(prompts))
-	var wg sync.WaitGroup
-	for i := range prompts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := par.Generate(context.Background(), req(i))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			got[i] = r
-		}()
-	}
-	wg.Wait()
+	got := generateAll(t, par, reqs, false)
 	if t.Failed() {
 		return
 	}
-	for i := range prompts {
+	for i := range reqs {
 		if !words.MatchString(want[i].Text) {
-			t.Errorf("prompt %q: %q does not follow the grammar", prompts[i], want[i].Text)
+			t.Errorf("prompt %q: %q does not follow the grammar", storyPrompts[i], want[i].Text)
 		}
-		if !equalTokens(got[i].Tokens, want[i].Tokens) {
-			t.Errorf("prompt %q: batched tokens differ:\n got %q\nwant %q", prompts[i], got[i].Text, want[i].Text)
+		if !slices.Equal(got[i].Tokens, want[i].Tokens) {
+			t.Errorf("prompt %q: batched tokens differ:\n got %q\nwant %q", storyPrompts[i], got[i].Text, want[i].Text)
 		}
 	}
 }
