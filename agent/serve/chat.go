@@ -44,12 +44,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	b, e := s.backend(req.Model)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	p, e := s.params(req.Sampling, req.MaxCompletionTokens)
+	b, p, e := s.resolve(req.Model, req.Sampling, req.MaxCompletionTokens)
 	if e != nil {
 		writeError(w, e)
 		return

@@ -13,12 +13,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	b, e := s.backend(req.Model)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	p, e := s.params(req.Sampling, nil)
+	b, p, e := s.resolve(req.Model, req.Sampling, nil)
 	if e != nil {
 		writeError(w, e)
 		return

@@ -26,6 +26,17 @@ type genParams struct {
 }
 
 // params validates the sampling fields; maxTokens overrides sp.MaxTokens when set.
+// resolve finds a request's backend and generation parameters, the first step of
+// both generation endpoints.
+func (s *Server) resolve(model string, sp Sampling, maxTokens *int) (Backend, genParams, *APIError) {
+	b, e := s.backend(model)
+	if e != nil {
+		return Backend{}, genParams{}, e
+	}
+	p, e := s.params(sp, maxTokens)
+	return b, p, e
+}
+
 func (s *Server) params(sp Sampling, maxTokens *int) (genParams, *APIError) {
 	p := genParams{maxTokens: s.cfg.MaxTokens, n: 1}
 	if maxTokens == nil {
