@@ -25,7 +25,7 @@ func agentFlags(defaultFormat string) []cli.Flag {
 		&cli.IntFlag{Name: "gpu-layers", Aliases: []string{"ngl"}, Usage: "layers to offload to a GPU (-1: all)"},
 		&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "CPU threads of the local engine (0: all)"},
 		&cli.IntFlag{Name: "kv", Usage: "KV cache cells shared by all questions in flight (0: 2048 per question, at least 4096)"},
-		&cli.StringFlag{Name: "base-url", Usage: "OpenAI-compatible API base `URL` (e.g. http://127.0.0.1:8080/v1)"},
+		&cli.StringFlag{Name: "base-url", EnvVars: []string{"OPENAI_BASE_URL"}, Usage: "OpenAI-compatible API base `URL` (e.g. http://127.0.0.1:8080/v1)"},
 		&cli.BoolFlag{Name: "completions", Usage: "openai: send prompts to /completions instead of /chat/completions"},
 		&cli.StringFlag{Name: "price", Usage: "openai: `IN,OUT` USD per 1M tokens (default: the built-in table by model name)"},
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"j"}, Usage: "questions in flight (0: 8 local, 4 openai)"},

@@ -28,7 +28,8 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	err := app.RunContext(ctx, flagsFirst(app, os.Args))
 	stop()
 	if err != nil {
 		var exit cli.ExitCoder

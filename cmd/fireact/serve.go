@@ -24,7 +24,7 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `FILE`", Required: true, EnvVars: []string{"FIREACT_MODEL"}},
 			&cli.StringFlag{Name: "name", Usage: "model `NAME` to serve the base under (default: the file name without .gguf)"},
 			&cli.StringSliceFlag{Name: "lora", Usage: "LoRA adapter `NAME=FILE` or FILE, served as BASE+NAME (repeatable)"},
-			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", EnvVars: []string{"FIREACT_ADDR"}, Usage: "`HOST:PORT` to listen on"},
 			&cli.StringFlag{Name: "api-key", EnvVars: []string{"FIREACT_API_KEY"}, Usage: "require \"Authorization: Bearer `KEY`\" (prefer the environment variable: flags show in ps)"},
 			&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: 8, Usage: "requests decoded together (engine slots)"},
 			&cli.IntFlag{Name: "ctx", Aliases: []string{"c"}, Value: 16384, Usage: "KV cache cells, split evenly between the slots (as llama-server)"},
