@@ -55,39 +55,60 @@ type PerplexityResult struct {
 	Windows    int     // context windows used
 }
 
-// Perplexity scores text (tokenized with BOS) in consecutive, non-overlapping
-// windows of at most the context size; each window starts with BOS and every token
-// after it is scored once, predicted from the window's earlier tokens. For texts
-// shorter than the context this is the exact perplexity; for longer ones the start
-// of each window sees less context, as in llama.cpp's perplexity tool without
-// overlap.
+// Perplexity scores text in consecutive windows of at most the context size,
+// as llama.cpp's perplexity tool reads a text: when the vocabulary adds BOS
+// (add_bos_token), each window starts with BOS and every token of the text is
+// scored once; when it does not (Qwen, SmolLM), nothing is prepended, the first
+// token of the text is only context, and each later window starts with the last
+// token of the one before, so every other token is scored exactly once. For
+// texts shorter than the context this is the exact perplexity; for longer ones
+// the start of each window sees less context. (llama-perplexity also skips the
+// first half of each window's scores; we score every token, which is the exact
+// perplexity of texts that fit.)
 func (c *Context) Perplexity(text string) (PerplexityResult, error) {
 	var r PerplexityResult
 	toks, err := c.m.Tokenize(text, TokenizeOptions{AddSpecial: false})
 	if err != nil {
 		return r, err
 	}
-	bos := c.m.Info().BOS
+	info := c.m.Info()
 	if len(toks) == 0 {
 		return r, fmt.Errorf("llama: perplexity: the text has no tokens")
 	}
-	if bos < 0 {
-		return r, fmt.Errorf("llama: perplexity: the model has no BOS token to start windows with")
+	if info.AddBOS && info.BOS < 0 {
+		return r, fmt.Errorf("llama: perplexity: the vocabulary adds BOS but has no BOS token")
 	}
-	win := c.nCtx - 1
+	if !info.AddBOS && len(toks) < 2 {
+		return r, fmt.Errorf("llama: perplexity: the text has one token; without BOS there is nothing to score")
+	}
 	var sum float64
-	for start := 0; start < len(toks); start += win {
-		end := min(start+win, len(toks))
-		w := append([]Token{bos}, toks[start:end]...)
+	score := func(w []Token) error {
 		lp, err := c.ScoreTokens(w)
 		if err != nil {
-			return r, err
+			return err
 		}
 		for _, v := range lp {
 			sum -= float64(v)
 		}
 		r.Tokens += len(lp)
 		r.Windows++
+		return nil
+	}
+	if info.AddBOS {
+		win := c.nCtx - 1
+		for start := 0; start < len(toks); start += win {
+			end := min(start+win, len(toks))
+			if err := score(append([]Token{info.BOS}, toks[start:end]...)); err != nil {
+				return r, err
+			}
+		}
+	} else {
+		for start := 0; start+1 < len(toks); start += c.nCtx - 1 {
+			end := min(start+c.nCtx, len(toks))
+			if err := score(toks[start:end]); err != nil {
+				return r, err
+			}
+		}
 	}
 	r.MeanNLL = sum / float64(r.Tokens)
 	r.Perplexity = math.Exp(r.MeanNLL)

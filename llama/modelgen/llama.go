@@ -45,6 +45,9 @@ type LlamaConfig struct {
 	InitStd float32
 	// ChatTemplate, if set, is stored as tokenizer.chat_template.
 	ChatTemplate string
+	// NoAddBOS stores tokenizer.ggml.add_bos_token = false, as Qwen and
+	// SmolLM vocabularies have: tokenizing with special tokens adds no BOS.
+	NoAddBOS bool
 }
 
 // withDefaults returns the configuration with zero fields filled in.
@@ -225,7 +228,7 @@ func WriteLlama(path string, cfg LlamaConfig) error {
 		{Key: "tokenizer.ggml.bos_token_id", Value: uint32(c.Vocab.BOS)},
 		{Key: "tokenizer.ggml.eos_token_id", Value: uint32(c.Vocab.EOS)},
 		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(c.Vocab.UNK)},
-		{Key: "tokenizer.ggml.add_bos_token", Value: true},
+		{Key: "tokenizer.ggml.add_bos_token", Value: !c.NoAddBOS},
 		{Key: "tokenizer.ggml.add_eos_token", Value: false},
 	}
 	if c.ChatTemplate != "" {
