@@ -128,6 +128,16 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		if opts.Targets == 0 {
 			opts.Targets = TargetsQV
 		}
+		if opts.Targets&TargetOutput != 0 && m.file != nil {
+			if _, ok := m.file.Tensor("output.weight"); !ok {
+				// llama.cpp then uses token_embd.weight as the output matrix. An
+				// adapter on it is keyed by that one tensor, so llama.cpp would
+				// apply it to the embedding lookup too (in the transposed
+				// layout it expects there): no adapter we could write would
+				// mean "the output projection only".
+				return nil, fmt.Errorf("llama: trainer: LoRA target output: the model ties its output to token_embd.weight (no output.weight), and llama.cpp cannot load an adapter for the output projection alone; train without output (e.g. --targets all)")
+			}
+		}
 	}
 	if opts.Beta1 == 0 {
 		opts.Beta1 = 0.9

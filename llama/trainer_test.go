@@ -500,3 +500,27 @@ func TestTrainRejects(t *testing.T) {
 		t.Fatal("bogus target parsed")
 	}
 }
+
+// TestTiedOutputTargetRefused: on a model whose output is token_embd (Llama-3.2,
+// Qwen2.5 0.5–1.5B, Gemma), an output LoRA would be written as
+// token_embd.weight.lora_* in the output's orientation, which llama.cpp reads
+// as an embedding adapter; it is refused before training, with the reason.
+// Untied models still train it.
+func TestTiedOutputTargetRefused(t *testing.T) {
+	dir := t.TempDir()
+	tied := filepath.Join(dir, "tied.gguf")
+	cfg := modelgen.LlamaConfig{Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
+		NEmbd: 64, NLayer: 1, NHead: 4, NFF: 128, NCtx: 256, Seed: 1, TiedOutput: true}
+	if err := modelgen.WriteLlama(tied, cfg); err != nil {
+		t.Fatal(err)
+	}
+	m := loadPath(t, tied, ModelOptions{})
+	_, err := NewTrainer(m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput})
+	if err == nil || !strings.Contains(err.Error(), "ties its output") {
+		t.Fatalf("output target on a tied model: err = %v, want a refusal naming the tied output", err)
+	}
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll})
+	tr.Close()
+	untied := loadPath(t, trainModel(t, dir, "untied", 64, 1), ModelOptions{})
+	newTrainer(t, untied, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput}).Close()
+}
