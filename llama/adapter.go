@@ -31,6 +31,12 @@ type Adapter struct {
 	cleanup  runtime.Cleanup
 }
 
+// adapterResources is what an adapter's cleanup frees, and the model it needs.
+type adapterResources struct {
+	c *C.struct_llama_adapter_lora
+	m *Model
+}
+
 // LoadAdapter validates the adapter file against the model (architecture, tensor
 // names, shapes, rank) and loads it.
 func (m *Model) LoadAdapter(path string) (*Adapter, error) {
@@ -56,7 +62,9 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 		return nil, fmt.Errorf("llama: load adapter %s: %s", path, cErr(errBuf[:]))
 	}
 	a := &Adapter{m: m, c: ca, path: path, alpha: info.Alpha, rank: info.Rank, targets: info.Targets}
-	a.cleanup = runtime.AddCleanup(a, func(c *C.struct_llama_adapter_lora) { C.llama_adapter_lora_free(c) }, ca)
+	// The cleanup's argument holds the model so that an unreachable adapter
+	// is freed before its model (see ctxResources).
+	a.cleanup = runtime.AddCleanup(a, func(r adapterResources) { C.llama_adapter_lora_free(r.c) }, adapterResources{ca, m})
 	return a, nil
 }
 

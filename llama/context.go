@@ -86,6 +86,10 @@ var (
 type ctxResources struct {
 	c     *C.struct_llama_context
 	batch C.struct_llama_batch
+	// m keeps the model reachable until this cleanup has run: when a model
+	// and its context become unreachable together, their cleanups may run in
+	// any order, and llama_free must not run on a context whose model is gone.
+	m *Model
 }
 
 // NewContext creates a context for m.
@@ -165,7 +169,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	c.cleanup = runtime.AddCleanup(c, func(r ctxResources) {
 		C.llama_batch_free(r.batch)
 		C.llama_free(r.c)
-	}, ctxResources{cc, c.batch})
+	}, ctxResources{cc, c.batch, m})
 	return c, nil
 }
 

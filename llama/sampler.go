@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 )
 
@@ -37,7 +38,15 @@ type SamplingOptions struct {
 // sampler owns a sampler of the glue: a grammar (if any), a llama.cpp chain of
 // penalties and filters, and a reusable candidate buffer.
 type sampler struct {
+	c       *C.fa_sampler
+	cleanup runtime.Cleanup
+}
+
+// samplerResources is what a sampler's cleanup frees, and the model whose
+// vocabulary it reads (kept alive until then).
+type samplerResources struct {
 	c *C.fa_sampler
+	m *Model
 }
 
 func (m *Model) newSampler(o SamplingOptions) (*sampler, error) {
@@ -80,7 +89,9 @@ func (m *Model) newSampler(o SamplingOptions) (*sampler, error) {
 	if c == nil {
 		return nil, fmt.Errorf("llama: sampler: %s", cErr(errBuf[:]))
 	}
-	return &sampler{c: c}, nil
+	s := &sampler{c: c}
+	s.cleanup = runtime.AddCleanup(s, func(r samplerResources) { C.fa_sampler_free(r.c) }, samplerResources{c, m})
+	return s, nil
 }
 
 // sample draws the next token from batch row idx of ctx's last decode. Distinct
@@ -96,6 +107,7 @@ func (s *sampler) sample(ctx *Context, idx int) (Token, error) {
 
 func (s *sampler) free() {
 	if s != nil && s.c != nil {
+		s.cleanup.Stop()
 		C.fa_sampler_free(s.c)
 		s.c = nil
 	}

@@ -90,11 +90,21 @@ type TrainerOptions struct {
 // training graph: no KV cache, exact loss masking, packed sequences with
 // block-diagonal attention, AdamW or SGD in the same graph.
 type Trainer struct {
-	mu   sync.Mutex
-	m    *Model
-	ref  *Context
-	c    *C.fa_trainer
-	opts TrainerOptions
+	mu      sync.Mutex
+	m       *Model
+	ref     *Context
+	c       *C.fa_trainer
+	opts    TrainerOptions
+	cleanup runtime.Cleanup
+}
+
+// trainerResources is what a trainer's cleanup frees: its C state (weights'
+// transposed copies, optimizer moments: gigabytes on a 7B model) before the
+// reference context and the model it reads, which the argument keeps alive.
+type trainerResources struct {
+	c   *C.fa_trainer
+	ref *Context
+	m   *Model
 }
 
 // TrainBatch is one step's data: one or more sequences packed end to end.
@@ -211,7 +221,12 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		ref.Close()
 		return nil, fmt.Errorf("llama: trainer for %s: %s", m.info.Path, cErr(errBuf[:]))
 	}
-	return &Trainer{m: m, ref: ref, c: ct, opts: opts}, nil
+	t := &Trainer{m: m, ref: ref, c: ct, opts: opts}
+	t.cleanup = runtime.AddCleanup(t, func(r trainerResources) {
+		C.fa_train_free(r.c)
+		r.ref.Close()
+	}, trainerResources{ct, ref, m})
+	return t, nil
 }
 
 // Options returns the trainer's options with defaults filled in.
@@ -436,6 +451,7 @@ func (t *Trainer) Close() error {
 	if t.c == nil {
 		return nil
 	}
+	t.cleanup.Stop()
 	C.fa_train_free(t.c)
 	t.c = nil
 	return t.ref.Close()
