@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 #include <exception>
 #include <random>
 #include <stdexcept>
@@ -193,16 +195,35 @@ std::string model_arch_name(const llama_model * m) {
     return buf;
 }
 
-// write_gguf writes g to path through a temporary file, so a crash never leaves a
-// half-written adapter or checkpoint under the final name.
+// sync_path flushes a file or directory to stable storage (fsync).
+static bool sync_path(const std::string & path, bool dir) {
+    const int fd = open(path.c_str(), dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+    if (fd < 0) return false;
+    const bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+// write_gguf writes g to path through a temporary file that is synced before it
+// is renamed into place, and syncs the directory after, so neither a crash nor a
+// power loss leaves a half-written adapter or checkpoint under the final name.
 void write_gguf(gguf_context * g, const std::string & path) {
     const std::string tmp = path + ".tmp";
     if (!gguf_write_to_file(g, tmp.c_str(), false)) {
         throw std::runtime_error("cannot write " + tmp);
     }
+    if (!sync_path(tmp, false)) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error("cannot sync " + tmp);
+    }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
         std::remove(tmp.c_str());
         throw std::runtime_error("cannot rename " + tmp + " to " + path);
+    }
+    const size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    if (!sync_path(dir, true)) {
+        throw std::runtime_error("cannot sync directory " + dir);
     }
 }
 

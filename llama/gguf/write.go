@@ -186,11 +186,23 @@ func (w *Writer) WriteFile(path string) (err error) {
 	if err = tmp.Chmod(0o644); err != nil {
 		return fmt.Errorf("gguf: write %s: %w", path, err)
 	}
+	// Synced before the rename and the directory after it: a power loss
+	// leaves the old file or the whole new one, never a truncated one.
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("gguf: write %s: %w", path, err)
+	}
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("gguf: write %s: %w", path, err)
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("gguf: write %s: %w", path, err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		derr = d.Sync()
+		d.Close()
+		if derr != nil {
+			return fmt.Errorf("gguf: write %s: sync directory: %w", path, derr)
+		}
 	}
 	return nil
 }
