@@ -311,7 +311,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
         tr->copies[t] = c;
         tr->copy_list.push_back({t, c});
     }
-    if (!p->full && p->backward != 0) {
+    if (!p->full && (p->backward == 1 || p->backward == 2)) {
         for (ggml_tensor * t : frozen_matrices(*model)) {
             ggml_tensor * used = tr->w(t);
             if (tr->transposed.count(used)) continue;
@@ -517,6 +517,16 @@ ggml_cgraph * rewrite_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph 
         } else if (a->type == GGML_TYPE_F32) {
             ggml_tensor * at = ggml_transpose(ctx, a);
             x = ggml_cont(ctx, at);
+            created.push_back(at);
+            created.push_back(x);
+        } else if (tr->p.backward == 3) {
+            // Transient: dequantize and transpose inside the graph. The F32
+            // copy is an intermediate, so the allocator reuses one buffer for
+            // every layer's matrices instead of keeping a copy of each.
+            ggml_tensor * af = ggml_cast(ctx, a, GGML_TYPE_F32);
+            ggml_tensor * at = ggml_transpose(ctx, af);
+            x = ggml_cont(ctx, at);
+            created.push_back(af);
             created.push_back(at);
             created.push_back(x);
         } else {

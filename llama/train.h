@@ -36,7 +36,9 @@ typedef struct fa_train_params {
     // How the gradient flows back through frozen weights (dx = W^T·dy):
     // 0 ggml's autodiff (OUT_PROD, which re-reads/dequantizes W per token: slow),
     // 1 a pre-transposed F32 copy of W and the fast MUL_MAT kernels,
-    // 2 the same with a Q8_0 transposed copy (4x less memory, approximate dx).
+    // 2 the same with a Q8_0 transposed copy (4x less memory, approximate dx),
+    // 3 transient: W dequantized and transposed inside the graph each step, so
+    //   no copy outlives the layer that uses it (least memory, exact dx).
     int32_t  backward;
 } fa_train_params;
 

@@ -26,11 +26,14 @@ func trainShape() (string, modelgen.LlamaConfig, error) {
 	switch name {
 	case "0.1b":
 		cfg = modelgen.LlamaConfig{NEmbd: 768, NLayer: 12, NHead: 12, NHeadKV: 4, NFF: 2048}
+	case "1.1b":
+		// TinyLlama-1.1B's shape.
+		cfg = modelgen.LlamaConfig{NEmbd: 2048, NLayer: 22, NHead: 32, NHeadKV: 4, NFF: 5632}
 	case "0.5b":
 		cfg = modelgen.LlamaConfig{Arch: "qwen2", NEmbd: 896, NLayer: 24, NHead: 14, NHeadKV: 2, NFF: 4864, TiedOutput: true}
 		vocab = 151936
 	default:
-		return "", cfg, fmt.Errorf("FIREACT_BENCH_TRAIN=%q: want 0.1b or 0.5b", name)
+		return "", cfg, fmt.Errorf("FIREACT_BENCH_TRAIN=%q: want 0.1b, 0.5b or 1.1b", name)
 	}
 	v, err := modelgen.SPMVocab(modelgen.BasicWords()).Pad(vocab)
 	if err != nil {
@@ -84,10 +87,10 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	defer m.Close()
 	lens := []int{256, 512, 1024}
-	if name == "0.5b" {
+	if name != "0.1b" {
 		lens = []int{256}
 	}
-	for _, backward := range []string{"transposed", "outprod"} {
+	for _, backward := range []string{"transient", "transposed", "transposed-q8", "outprod"} {
 		for _, T := range lens {
 			b.Run(fmt.Sprintf("%s/%s/T=%d", name, backward, T), func(b *testing.B) {
 				peakRSS()

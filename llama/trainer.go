@@ -82,7 +82,10 @@ type TrainerOptions struct {
 	// Backward selects how gradients pass through frozen weights: "transposed"
 	// (default: a transposed F32 copy of each weight, fast GEMM kernels),
 	// "transposed-q8" (the copy in Q8_0: a quarter of the memory, dx slightly
-	// approximate) or "outprod" (ggml's autodiff as is: no extra memory, slow).
+	// approximate), "transient" (each weight dequantized and transposed inside
+	// the step's graph, so no copy outlives its layer: the least memory with
+	// exact gradients) or "outprod" (ggml's autodiff as is: no extra memory,
+	// slow).
 	Backward string
 }
 
@@ -176,10 +179,12 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		opts.Backward, backward = "transposed", 1
 	case "transposed-q8":
 		backward = 2
+	case "transient":
+		backward = 3
 	case "outprod":
 		backward = 0
 	default:
-		return nil, fmt.Errorf("llama: trainer: unknown backward %q (transposed, transposed-q8 or outprod)", opts.Backward)
+		return nil, fmt.Errorf("llama: trainer: unknown backward %q (transient, transposed, transposed-q8 or outprod)", opts.Backward)
 	}
 	// The reference context is only read for RoPE/YaRN parameters.
 	ref, err := m.NewContext(ContextOptions{NCtx: 256, NBatch: 32, Threads: 1})

@@ -524,3 +524,73 @@ func TestTiedOutputTargetRefused(t *testing.T) {
 	untied := loadPath(t, trainModel(t, dir, "untied", 64, 1), ModelOptions{})
 	newTrainer(t, untied, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput}).Close()
 }
+
+// TestBackwardModesAgree: on a quantized base, the transient backward (each
+// weight dequantized and transposed inside the step's graph) computes the same
+// update as the persistent transposed F32 copies; ggml's own OUT_PROD path
+// agrees within float rounding, and the Q8_0 copies approximately.
+func TestBackwardModesAgree(t *testing.T) {
+	dir := t.TempDir()
+	f32 := trainModel(t, dir, "base", 256, 21)
+	q8 := filepath.Join(dir, "q8.gguf")
+	if err := Quantize(f32, q8, "q8_0", 0); err != nil {
+		t.Fatal(err)
+	}
+	m := loadPath(t, q8, ModelOptions{})
+	b := agentBatch(t, m, trainText)
+	after := map[string]map[string][]float32{}
+	for _, mode := range []string{"transposed", "transient", "outprod", "transposed-q8"} {
+		tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll, Backward: mode, Threads: 2, Seed: 5, Optimizer: "sgd"})
+		before := map[string][]float32{}
+		for _, name := range tr.ParamNames() {
+			v, err := tr.Param(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[name] = v
+		}
+		if _, err := tr.Step(b, 0.5); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		// The update (B starts at zero, so the first step moves B only).
+		after[mode] = map[string][]float32{}
+		for _, name := range tr.ParamNames() {
+			v, err := tr.Param(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range v {
+				v[i] -= before[name][i]
+			}
+			after[mode][name] = v
+		}
+		tr.Close()
+	}
+	// Relative distance of each mode's update from the reference's.
+	var norm float64
+	for _, v := range after["transposed"] {
+		for _, x := range v {
+			norm += float64(x) * float64(x)
+		}
+	}
+	if norm == 0 {
+		t.Fatal("the reference step changed nothing")
+	}
+	ref := after["transposed"]
+	for mode, tol := range map[string]float64{"transient": 1e-5, "outprod": 1e-4, "transposed-q8": 0.05} {
+		var num, den float64
+		for name, want := range ref {
+			got := after[mode][name]
+			for i := range want {
+				d := float64(got[i] - want[i])
+				num += d * d
+				den += float64(want[i]) * float64(want[i])
+			}
+		}
+		if rel := math.Sqrt(num / den); rel > tol || math.IsNaN(rel) {
+			t.Errorf("%s: parameters after one step differ from transposed by %.2e (relative), want ≤ %.0e", mode, rel, tol)
+		} else {
+			t.Logf("%s: relative difference %.2e", mode, rel)
+		}
+	}
+}
