@@ -455,7 +455,8 @@ func TestTrainTargetSets(t *testing.T) {
 	for _, s := range sets {
 		cases = append(cases, tc{"transposed", s})
 	}
-	cases = append(cases, tc{"transposed-q8", TargetsQV}, tc{"outprod", TargetsQV}, tc{"transposed-q8", TargetsAll})
+	cases = append(cases, tc{"transposed-q8", TargetsQV}, tc{"outprod", TargetsQV}, tc{"transposed-q8", TargetsAll},
+		tc{"transient", TargetsAll | TargetOutput}, tc{"transient", TargetsQV})
 	for _, c := range cases {
 		tr := newTrainer(t, m, TrainerOptions{Rank: 2, Targets: c.set, Backward: c.backward, Threads: 1})
 		r0, err := tr.Step(b, 2e-2)
