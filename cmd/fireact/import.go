@@ -47,11 +47,12 @@ func importCommand() *cli.Command {
 					defer s.Close()
 					for _, file := range c.Args().Slice() {
 						rep, err := dataformat.ImportFile(c.Context, s, file, opt)
-						if err != nil {
-							return err
-						}
+						// The bad rows say why, also when no row imported.
 						for _, e := range rep.Errors {
 							fmt.Fprintln(c.App.ErrWriter, "bad row:", e.Error())
+						}
+						if err != nil {
+							return err
 						}
 						fmt.Fprintln(c.App.Writer, rep.String())
 					}
