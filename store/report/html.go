@@ -37,7 +37,7 @@ func emPlot(rep *Report) Plot {
 		cats = append(cats, r.Label)
 		vals = append(vals, []float64{r.EM})
 	}
-	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, []string{"EM"}, vals, 1, emTicks, pctTick))
+	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, nil, []string{"EM"}, vals, 1, emTicks, pctTick))
 	return p
 }
 
@@ -62,7 +62,7 @@ func noisePlot(rep *Report) Plot {
 	for i, n := range noises {
 		series[i] = noiseLabel(n)
 	}
-	var cats []string
+	var cats, full []string
 	var vals [][]float64
 	for _, g := range rep.Noise {
 		row := make([]float64, len(noises))
@@ -73,10 +73,11 @@ func noisePlot(rep *Report) Plot {
 			// Two runs of one configuration at the same noise: the later one is shown.
 			row[sort.SearchFloat64s(noises, pt.Noise)] = pt.EM
 		}
-		cats = append(cats, g.Config)
+		cats = append(cats, g.Label)
+		full = append(full, g.Config)
 		vals = append(vals, row)
 	}
-	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, series, vals, 1, emTicks, pctTick))
+	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, full, series, vals, 1, emTicks, pctTick))
 	return p
 }
 
@@ -126,7 +127,7 @@ func turnsPlot(rep *Report) Plot {
 		vals = append(vals, row)
 	}
 	ticks, _, top := niceTicks(0, hi, 4)
-	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "share of episodes", cats, series, vals, top, ticks, pctTick))
+	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "share of episodes", cats, nil, series, vals, top, ticks, pctTick))
 	return p
 }
 
@@ -188,9 +189,9 @@ svg .axisname { font-size: 12px; } svg .cat { font-size: 11px; }
 
 {{if .R.Runs}}<h2>Runs</h2>
 <table id="runs">
-<tr><th>Run</th><th>Kind</th><th>Model</th><th>Method</th><th>Task</th><th>Noise</th><th>N</th><th>Errors</th><th>EM</th><th>F1</th><th>Turns</th><th>Tokens/q</th><th>Seconds/q</th><th>Cost</th><th>Cost/q</th></tr>
+<tr><th>Run</th><th>Kind</th><th>Model</th><th>Method</th><th>Task</th><th>Noise</th><th>Answered</th><th>Errors</th><th>EM</th><th>F1</th><th>Turns</th><th>Tokens/q</th><th>Seconds/q</th><th>Cost</th><th>Cost/q</th></tr>
 {{range .R.Runs}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Model}}{{if .Adapter}}+{{.Adapter}}{{end}}</td><td>{{.Method}}</td><td>{{.Task}}{{if .Split}}/{{.Split}}{{end}}</td><td>{{noise .Noise}}</td>
-<td class="n">{{.Finished}}</td><td class="n">{{.Errors}}</td><td class="n">{{pct .EM}}</td><td class="n">{{pct .F1}}</td><td class="n">{{f "%.2f" .MeanTurns}}</td><td class="n">{{f "%.0f" .TokensPerQ}}</td><td class="n">{{f "%.2f" .SecondsPerQ}}</td><td class="n">{{f "%.4f" .Cost}}</td><td class="n">{{f "%.5f" .CostPerQ}}</td></tr>
+<td class="n">{{.Answered}} of {{.Asked}}</td><td class="n">{{.Errors}}</td><td class="n">{{pct .EM}}</td><td class="n">{{pct .F1}}</td><td class="n">{{f "%.2f" .MeanTurns}}</td><td class="n">{{f "%.0f" .TokensPerQ}}</td><td class="n">{{f "%.2f" .SecondsPerQ}}</td><td class="n">{{f "%.4f" .Cost}}</td><td class="n">{{f "%.5f" .CostPerQ}}</td></tr>
 {{end}}</table>{{end}}
 
 {{if .R.ByMethod}}<h2>By method</h2>
