@@ -87,7 +87,9 @@ type RunRow struct {
 	CostPerQ    float64 `json:"cost_per_question"`
 }
 
-// Breakdown is a run's results restricted to one method or one task.
+// Breakdown is a run's results restricted to one method or one task. Its
+// means are over the group's finished episodes: a run records how many
+// questions it was asked, not how many per method or task.
 type Breakdown struct {
 	RunID     int64   `json:"run_id"`
 	Run       string  `json:"run"`
