@@ -117,7 +117,7 @@ type Report struct {
 	Episodes      int
 	Asked         int     // questions asked
 	Answered      int     // episodes that finished with an answer
-	FireActEM     float64 // the file's own em, summed over the questions asked
+	FireActEM     float64 // the file's own em, as a mean over the questions asked
 	FireActF1     float64
 	EM            float64 // mean EM recomputed by fireact
 	F1            float64
@@ -224,7 +224,10 @@ func ImportFile(ctx context.Context, s *store.Store, path string, task tasks.Tas
 	}
 	idx := make([]int, 0, len(entries))
 	for i := range entries {
-		if i < 0 || (task != nil && i >= task.Len()) {
+		switch {
+		case i < 0:
+			return Report{}, fmt.Errorf("results: %s: negative question index %d", path, i)
+		case task != nil && i >= task.Len():
 			return Report{}, fmt.Errorf("results: %s: index %d outside %s/%s (%d questions)", path, i, opt.Task, opt.Split, task.Len())
 		}
 		idx = append(idx, i)

@@ -237,4 +237,9 @@ func TestAskedFromFileName(t *testing.T) {
 	if _, err := ImportFile(ctx, s, gptFile, nil, Options{Task: "hotpotqa", Split: "dev", Asked: 2}); err == nil || !strings.Contains(err.Error(), "3 entries but 2 questions asked") {
 		t.Errorf("3 entries with 2 asked: %v", err)
 	}
+	neg := filepath.Join(t.TempDir(), "neg.json")
+	os.WriteFile(neg, []byte(`{"-1": {"reward": false, "em": false, "f1": 0, "gt": "x", "pred": "", "prompt": "", "traj": ""}}`), 0o644)
+	if _, err := ImportFile(ctx, s, neg, nil, Options{Task: "hotpotqa", Split: "dev"}); err == nil || !strings.Contains(err.Error(), "negative question index -1") {
+		t.Errorf("negative index without a task: %v", err)
+	}
 }
