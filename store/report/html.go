@@ -34,11 +34,24 @@ func emPlot(rep *Report) Plot {
 	var cats []string
 	var vals [][]float64
 	for _, r := range rep.Runs {
-		cats = append(cats, r.Label)
+		cats = append(cats, plotName(r))
 		vals = append(vals, []float64{r.EM})
 	}
 	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, nil, []string{"EM"}, vals, 1, emTicks, pctTick))
 	return p
+}
+
+// plotName names a run in a plot: its name, or for an unnamed run its id with
+// the model and adapter file names, which say more than "#3" alone.
+func plotName(r RunRow) string {
+	if r.Label != "#"+strconv.FormatInt(r.ID, 10) || r.Model == "" {
+		return r.Label
+	}
+	n := r.Label + " " + fileLabel(r.Model)
+	if r.Adapter != "" {
+		n += "+" + fileLabel(r.Adapter)
+	}
+	return n
 }
 
 func noisePlot(rep *Report) Plot {
@@ -94,9 +107,17 @@ func turnsPlot(rep *Report) Plot {
 		p.Empty = "No finished episodes."
 		return p
 	}
+	names := map[int64]string{}
+	for _, r := range rep.Runs {
+		names[r.ID] = plotName(r)
+	}
 	var series []string
 	for _, h := range rep.Turns {
-		series = append(series, h.Run)
+		n, ok := names[h.RunID]
+		if !ok {
+			n = h.Run
+		}
+		series = append(series, n)
 	}
 	// Start at the fewest turns any episode took: leading empty bins say nothing.
 	minTurns := maxTurns

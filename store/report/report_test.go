@@ -431,6 +431,13 @@ func TestPlotLabels(t *testing.T) {
 	if strings.Contains(noise, "/work/shared/data/m") && !strings.Contains(noise, "<title>/work") {
 		t.Errorf("clean-vs-noisy label shows a path:\n%s", noise)
 	}
+	// Unnamed eval runs: the EM bars and the turns legend add the model and
+	// adapter to the id.
+	em, turns := string(plots[0].SVG), string(plots[2].SVG)
+	evalName := "#" + itoa(c.ID+1) + " stories260K+lora-hotpotqa-multimethod"
+	if !strings.Contains(em, "<title>"+evalName+"</title>") || !strings.Contains(turns, `class="legend">`+evalName+`</text>`) {
+		t.Errorf("EM plot or turns legend does not name %q:\n%s\n%s", evalName, em, turns)
+	}
 }
 
 func TestWrapLabel(t *testing.T) {
