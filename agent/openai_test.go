@@ -136,6 +136,10 @@ func TestOpenAITeacher(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The error episode counts as 0 over the 5 questions asked: EM 4/5.
+			if rep.Run.Asked != 5 || rep.Summary.Asked != 5 || rep.Summary.EM != 0.8 {
+				t.Fatalf("asked %d (summary %d), EM %v; want EM 0.8 over 5 asked", rep.Run.Asked, rep.Summary.Asked, rep.Summary.EM)
+			}
 			if rep.Ran != 5 || rep.Errors != 1 || rep.Run.Status != store.StatusFailed {
 				eps, _ := s.Episodes(ctx, rep.Run.ID)
 				t.Fatalf("report ran %d errors %d status %s; first error %q", rep.Ran, rep.Errors, rep.Run.Status, eps[0].Error)

@@ -66,9 +66,18 @@ type Report struct {
 // error episode, which a resumed run retries; the others go on.
 func RunTask(ctx context.Context, spec RunSpec) (Report, error) {
 	s := spec.Store
+	// EM is a mean over the questions asked (FireAct's sum(rs) / len(idxs)), so
+	// the run records how many were planned; a resume that plans more raises it.
+	spec.Run.Asked = max(spec.Run.Asked, len(spec.Indices))
 	run, resumed, err := OpenRun(ctx, s, spec.Run)
 	if err != nil {
 		return Report{}, err
+	}
+	if run.Asked < spec.Run.Asked {
+		if err := s.SetRunAsked(ctx, run.ID, spec.Run.Asked); err != nil {
+			return Report{}, fmt.Errorf("agent: resume: %w", err)
+		}
+		run.Asked = spec.Run.Asked
 	}
 	rep := Report{Run: run, Resumed: resumed, Planned: len(spec.Indices)}
 	qs := make([]store.Question, 0, len(spec.Indices))

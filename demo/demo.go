@@ -264,7 +264,7 @@ func (p *pipeline) teacher(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		cached = cached && rep.Ran == 0
-		p.res.Teacher[name] = int(rep.Summary.EM*float64(rep.Summary.Episodes) + 0.5)
+		p.res.Teacher[name] = int(rep.Summary.EM*float64(rep.Summary.Asked) + 0.5) // right answers: EM is over the questions asked
 	}
 	return cached, nil
 }

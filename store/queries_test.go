@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 )
@@ -35,9 +36,11 @@ func TestSummaryAndDiff(t *testing.T) {
 	if sum.Episodes != 3 || sum.ByStatus[EpisodeDone] != 1 || sum.ByStatus[EpisodeUnfinished] != 1 || sum.ByStatus[EpisodeError] != 1 {
 		t.Errorf("counts: %+v", sum)
 	}
-	if !near(sum.EM, 0.5) || !near(sum.F1, 0.75) || !near(sum.MeanTurns, 3) || sum.PromptTokens != 400 ||
-		sum.GeneratedTokens != 40 || !near(sum.SecondsPerQ, 3) {
-		t.Errorf("means (error episodes excluded): %+v", sum)
+	// The run's asked count is unknown: the three recorded episodes are the
+	// questions, the error one scoring 0; turns, tokens and latency leave it out.
+	if sum.Asked != 3 || sum.Answered != 1 || !near(sum.EM, 1.0/3) || !near(sum.F1, 0.5) || !near(sum.MeanTurns, 3) ||
+		sum.PromptTokens != 400 || sum.GeneratedTokens != 40 || !near(sum.SecondsPerQ, 3) {
+		t.Errorf("means: %+v", sum)
 	}
 
 	diff, err := s.Diff(ctx, a.ID, b.ID)
@@ -60,6 +63,52 @@ func TestSummaryAndDiff(t *testing.T) {
 	}
 	if diff[1].PredA != "x" || diff[1].PredB != "1" || diff[1].Question != "question 1?" || diff[1].Gold != "1" {
 		t.Errorf("diff[1] = %+v", diff[1])
+	}
+}
+
+// TestSummaryOverQuestionsAsked checks FireAct's mean, sum(rs) / len(idxs):
+// a run asked 4 questions that holds a right answer, an unfinished episode and
+// an error episode, and is missing the fourth, has EM 1/4.
+func TestSummaryOverQuestionsAsked(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	_, qs := seedRun(t, s, 4)
+	r := Run{Kind: KindEval, Task: "t", Split: "dev", Asked: 4}
+	if _, err := s.CreateRun(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	for i, ep := range []Episode{
+		{Prediction: "0", EM: 1, F1: 1, Reward: 1, Turns: 2},
+		{Prediction: "x", F1: 0.5, Turns: 4, Status: EpisodeUnfinished},
+		{Status: EpisodeError, Error: "boom", EM: 1, F1: 1, Reward: 1},
+	} {
+		ep.RunID, ep.QuestionID = r.ID, qs[i].ID
+		if err := s.InsertEpisode(ctx, &ep, testSteps(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Run(ctx, r.ID)
+	if err != nil || got.Asked != 4 {
+		t.Fatalf("run asked = %d, %v; want 4", got.Asked, err)
+	}
+	sum, err := s.Summary(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
+	if sum.Asked != 4 || sum.Answered != 1 || sum.Episodes != 3 || !near(sum.EM, 0.25) || !near(sum.F1, 1.5/4) ||
+		!near(sum.Reward, 0.25) || !near(sum.MeanTurns, 3) {
+		t.Errorf("summary = %+v, want EM 1/4 and F1 1.5/4 over 4 asked, 1 answered", sum)
+	}
+	if err := s.SetRunAsked(ctx, r.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Fewer asked than recorded: the recorded episodes are the floor.
+	if sum, _ := s.Summary(ctx, r.ID); sum.Asked != 3 || !near(sum.EM, 1.0/3) {
+		t.Errorf("asked below episodes: %+v", sum)
+	}
+	if _, err := s.Summary(ctx, r.ID+100); !errors.Is(err, ErrNotFound) {
+		t.Errorf("summary of a missing run: %v", err)
 	}
 }
 

@@ -42,9 +42,13 @@ type Run struct {
 	Split       string
 	Noise       float64
 	Seed        int64
-	Status      string
-	CreatedAt   time.Time
-	FinishedAt  time.Time // zero while running
+	// Asked is the number of questions the run was asked (0: unknown). EM and
+	// F1 are means over them, so a missing, errored or unfinished question
+	// counts as 0; without it the recorded episodes are the denominator.
+	Asked      int
+	Status     string
+	CreatedAt  time.Time
+	FinishedAt time.Time // zero while running
 }
 
 // Question is one question of a task split.

@@ -13,7 +13,7 @@ import (
 )
 
 const runColumns = `id, coalesce(name, ''), kind, config, model, model_hash, adapter, adapter_hash,
-	method, task, split, noise, seed, status, created_at, finished_at`
+	method, task, split, noise, seed, asked, status, created_at, finished_at`
 
 // CreateRun inserts r (ID, CreatedAt and an empty Status are filled in) and
 // returns its id. Secrets in r.Config are redacted before writing.
@@ -37,10 +37,10 @@ func createRun(ctx context.Context, q querier, r *Run) (int64, error) {
 		name = r.Name
 	}
 	res, err := q.ExecContext(ctx, `INSERT INTO runs (name, kind, config, model, model_hash, adapter,
-		adapter_hash, method, task, split, noise, seed, status, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		adapter_hash, method, task, split, noise, seed, asked, status, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		name, r.Kind, cfg, r.Model, r.ModelHash, r.Adapter, r.AdapterHash, r.Method, r.Task,
-		r.Split, r.Noise, r.Seed, r.Status, r.CreatedAt.UTC(), nullTime(r.FinishedAt))
+		r.Split, r.Noise, r.Seed, r.Asked, r.Status, r.CreatedAt.UTC(), nullTime(r.FinishedAt))
 	if err != nil {
 		return 0, fmt.Errorf("store: create run %q: %w", r.Name, err)
 	}
@@ -126,7 +126,7 @@ func scanRun(sc scanner) (Run, error) {
 	var r Run
 	var finished sql.NullTime
 	err := sc.Scan(&r.ID, &r.Name, &r.Kind, &r.Config, &r.Model, &r.ModelHash, &r.Adapter,
-		&r.AdapterHash, &r.Method, &r.Task, &r.Split, &r.Noise, &r.Seed, &r.Status, &r.CreatedAt, &finished)
+		&r.AdapterHash, &r.Method, &r.Task, &r.Split, &r.Noise, &r.Seed, &r.Asked, &r.Status, &r.CreatedAt, &finished)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, ErrNotFound
 	}

@@ -2,28 +2,46 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 )
 
 // RunSummary aggregates a run's episodes.
 type RunSummary struct {
-	RunID           int64
-	Episodes        int            // all recorded episodes
-	ByStatus        map[string]int // episode count per status
-	EM              float64        // mean EM over finished episodes (done + unfinished)
-	F1              float64        // mean F1 over finished episodes
-	Reward          float64        // mean reward over finished episodes
-	MeanTurns       float64
-	PromptTokens    int64
+	RunID    int64
+	Episodes int            // all recorded episodes
+	ByStatus map[string]int // episode count per status
+	// Asked is the number of questions the run was asked: the run's Asked, or
+	// the recorded episodes when that is unknown or smaller.
+	Asked int
+	// Answered counts the episodes that finished with an answer (status done).
+	Answered int
+	// EM, F1 and Reward are means over the questions asked, as FireAct
+	// computes them (sum(rs) / len(idxs)): a question whose episode errored, did
+	// not finish or is missing counts as 0.
+	EM              float64
+	F1              float64
+	Reward          float64
+	MeanTurns       float64 // mean over finished episodes (done + unfinished)
+	PromptTokens    int64   // sums over finished episodes
 	GeneratedTokens int64
-	SecondsPerQ     float64 // mean episode latency in seconds
-	Cost            float64 // total cost
+	SecondsPerQ     float64 // mean episode latency in seconds over finished episodes
+	Cost            float64 // total cost of finished episodes
 }
 
 // Summary returns the run summary the CLI reports. Error episodes count in
-// ByStatus but not in the means: they are retried, not results.
+// ByStatus and as 0 in EM, F1 and Reward, but not in the per-episode means
+// (turns, latency) or the token and cost sums: they are retried, not results.
 func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 	sum := RunSummary{RunID: runID, ByStatus: map[string]int{}}
+	var asked int
+	if err := s.db.QueryRowContext(ctx, `SELECT asked FROM runs WHERE id = ?`, runID).Scan(&asked); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
+		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT status, count(*) FROM episodes WHERE run_id = ? GROUP BY status`, runID)
 	if err != nil {
 		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
@@ -42,7 +60,9 @@ func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 	if err := rows.Err(); err != nil {
 		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
 	}
-	err = s.db.QueryRowContext(ctx, `SELECT coalesce(avg(em), 0), coalesce(avg(f1), 0), coalesce(avg(reward), 0),
+	sum.Asked = max(asked, sum.Episodes)
+	sum.Answered = sum.ByStatus[EpisodeDone]
+	err = s.db.QueryRowContext(ctx, `SELECT coalesce(sum(em), 0), coalesce(sum(f1), 0), coalesce(sum(reward), 0),
 		coalesce(avg(turns), 0), coalesce(sum(prompt_tokens), 0), coalesce(sum(generated_tokens), 0),
 		coalesce(avg(latency_s), 0), coalesce(sum(cost), 0)
 		FROM episodes WHERE run_id = ? AND status != ?`, runID, EpisodeError).Scan(
@@ -51,7 +71,23 @@ func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
 	}
+	if sum.Asked > 0 {
+		n := float64(sum.Asked)
+		sum.EM, sum.F1, sum.Reward = sum.EM/n, sum.F1/n, sum.Reward/n
+	}
 	return sum, nil
+}
+
+// SetRunAsked records the number of questions a run was asked.
+func (s *Store) SetRunAsked(ctx context.Context, id int64, asked int) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET asked = ? WHERE id = ?`, asked, id)
+	if err != nil {
+		return fmt.Errorf("store: set run %d asked %d: %w", id, asked, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: set run %d asked: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // DiffRow compares two runs on one question. A side without an episode has

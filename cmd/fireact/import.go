@@ -47,11 +47,12 @@ func importCommand() *cli.Command {
 					defer s.Close()
 					for _, file := range c.Args().Slice() {
 						rep, err := dataformat.ImportFile(c.Context, s, file, opt)
-						if err != nil {
-							return err
-						}
+						// The bad rows say why, also when no row imported.
 						for _, e := range rep.Errors {
 							fmt.Fprintln(c.App.ErrWriter, "bad row:", e.Error())
+						}
+						if err != nil {
+							return err
 						}
 						fmt.Fprintln(c.App.Writer, rep.String())
 					}
@@ -68,7 +69,8 @@ func importCommand() *cli.Command {
 					&cli.StringFlag{Name: "split", Value: "dev", Usage: "split the indices refer to"},
 					&cli.StringFlag{Name: "name", Usage: "run name"},
 					&cli.StringFlag{Name: "method", Usage: "method label (react, cot, ...)"},
-					&cli.StringFlag{Name: "model", Usage: "model label (e.g. gpt-4)"},
+					&cli.StringFlag{Name: "model", Usage: "model label (default: the model in FireAct's file name)"},
+					&cli.IntFlag{Name: "asked", Usage: "questions asked; EM and F1 are over them, a missing one counting 0 (default: the range in FireAct's file name, hotpotqa_dev_0_500_...)"},
 					dataDirFlag(),
 				},
 				Action: func(c *cli.Context) error {
@@ -92,13 +94,13 @@ func importCommand() *cli.Command {
 					defer s.Close()
 					rep, err := results.ImportFile(c.Context, s, c.Args().First(), task, results.Options{
 						Task: c.String("task"), Split: c.String("split"), Name: c.String("name"),
-						Method: c.String("method"), Model: c.String("model"),
+						Method: c.String("method"), Model: c.String("model"), Asked: c.Int("asked"),
 					})
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "run %d: %d episodes; EM %.4f F1 %.4f (file: EM %.4f F1 %.4f; %d EM disagreements)\n",
-						rep.RunID, rep.Episodes, rep.EM, rep.F1, rep.FireActEM, rep.FireActF1, rep.Disagreements)
+					fmt.Fprintf(c.App.Writer, "run %d: %d episodes, answered %d of %d; EM %.4f F1 %.4f (file: EM %.4f F1 %.4f; %d EM disagreements)\n",
+						rep.RunID, rep.Episodes, rep.Answered, rep.Asked, rep.EM, rep.F1, rep.FireActEM, rep.FireActF1, rep.Disagreements)
 					return nil
 				},
 			},

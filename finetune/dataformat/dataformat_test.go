@@ -3,6 +3,7 @@ package dataformat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -296,6 +297,62 @@ func TestMalformedRows(t *testing.T) {
 	}
 	if after := rowCounts(t, s); after != before {
 		t.Errorf("failed import left rows: before %v, after %v", before, after)
+	}
+}
+
+// TestNothingImported checks that a file with no good row (empty, binary or
+// in another format) fails with the bad rows listed and writes nothing: no
+// empty run or dataset.
+func TestNothingImported(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bin := make([]byte, 4096)
+	for i := range bin {
+		bin[i] = byte(i * 7919 >> 3)
+	}
+	gpt := filepath.Join(sft, "gpt_format/hotpotqa.jsonl")
+	alpaca := filepath.Join(sft, "alpaca_format/hotpotqa.json")
+	for _, tc := range []struct {
+		name    string
+		path    string
+		opt     ImportOptions
+		badRows int    // at least this many rows listed
+		first   string // prefix of the first bad row
+	}{
+		{"empty jsonl", write("empty.jsonl", nil), ImportOptions{}, 0, ""},
+		{"blank lines", write("blank.jsonl", []byte("\n\n  \n")), ImportOptions{}, 0, ""},
+		{"empty json", write("empty.json", nil), ImportOptions{}, 1, filepath.Join(dir, "empty.json") + ":1: not a JSON array"},
+		{"binary", write("model.jsonl", bin), ImportOptions{}, 1, filepath.Join(dir, "model.jsonl") + ":1: invalid JSON"},
+		{"gpt file as alpaca", gpt, ImportOptions{Format: Alpaca}, 1, gpt + ":1: not a JSON array"},
+		{"gpt file as sharegpt", gpt, ImportOptions{Format: ShareGPT}, 100, gpt + `:1: no "conversations" list`},
+		{"alpaca file as gpt", alpaca, ImportOptions{Format: GPT}, 1, alpaca + ":1: invalid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := rowCounts(t, s)
+			rep, err := ImportFile(ctx, s, tc.path, tc.opt)
+			if !errors.Is(err, ErrNothingImported) {
+				t.Errorf("err = %v, want ErrNothingImported", err)
+			} else if !strings.Contains(err.Error(), tc.path) {
+				t.Errorf("error %q does not name the file", err)
+			}
+			if rep.Imported != 0 || rep.RunID != 0 || rep.DatasetID != 0 || len(rep.Errors) < tc.badRows {
+				t.Errorf("report = %+v", rep)
+			}
+			if tc.first != "" && (len(rep.Errors) == 0 || !strings.HasPrefix(rep.Errors[0].Error(), tc.first)) {
+				t.Errorf("bad rows %v, want the first with prefix %q", rep.Errors, tc.first)
+			}
+			if after := rowCounts(t, s); after != before {
+				t.Errorf("import of nothing left rows: before %v, after %v", before, after)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package dataformat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -12,6 +13,10 @@ import (
 	"github.com/fireact/fireact/store"
 	"github.com/fireact/fireact/store/trajectory"
 )
+
+// ErrNothingImported is returned by ImportFile for a file with no good row;
+// nothing is written then.
+var ErrNothingImported = errors.New("no row imported")
 
 // ImportOptions adjust ImportFile.
 type ImportOptions struct {
@@ -61,7 +66,9 @@ func counts(m map[string]int) string {
 // one episode per good row, and a dataset of those episodes in file order.
 // Questions are recorded under split "sft:<format>/<base name>" with the row
 // number as index. Everything is written in one transaction: an error leaves
-// nothing behind. Malformed rows are skipped and listed in Report.Errors.
+// nothing behind. Malformed rows are skipped and listed in Report.Errors; when
+// no row is good, ImportFile writes nothing and returns ErrNothingImported with
+// the report of the bad rows.
 func ImportFile(ctx context.Context, s *store.Store, path string, opt ImportOptions) (Report, error) {
 	f := opt.Format
 	if f == "" {
@@ -76,6 +83,11 @@ func ImportFile(ctx context.Context, s *store.Store, path string, opt ImportOpti
 		return rep, err
 	}
 	rep.Errors = bad
+	if len(examples) == 0 {
+		// An empty, binary or wrong-format file: an empty dataset and run would
+		// only hide the mistake.
+		return rep, fmt.Errorf("dataformat: import %s as %s: %w (%d bad rows)", path, f, ErrNothingImported, len(bad))
+	}
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	name := opt.Dataset
 	if name == "" {

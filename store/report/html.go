@@ -34,11 +34,24 @@ func emPlot(rep *Report) Plot {
 	var cats []string
 	var vals [][]float64
 	for _, r := range rep.Runs {
-		cats = append(cats, r.Label)
+		cats = append(cats, plotName(r))
 		vals = append(vals, []float64{r.EM})
 	}
-	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, []string{"EM"}, vals, 1, emTicks, pctTick))
+	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, nil, []string{"EM"}, vals, 1, emTicks, pctTick))
 	return p
+}
+
+// plotName names a run in a plot: its name, or for an unnamed run its id with
+// the model and adapter file names, which say more than "#3" alone.
+func plotName(r RunRow) string {
+	if r.Label != "#"+strconv.FormatInt(r.ID, 10) || r.Model == "" {
+		return r.Label
+	}
+	n := r.Label + " " + fileLabel(r.Model)
+	if r.Adapter != "" {
+		n += "+" + fileLabel(r.Adapter)
+	}
+	return n
 }
 
 func noisePlot(rep *Report) Plot {
@@ -62,7 +75,7 @@ func noisePlot(rep *Report) Plot {
 	for i, n := range noises {
 		series[i] = noiseLabel(n)
 	}
-	var cats []string
+	var cats, full []string
 	var vals [][]float64
 	for _, g := range rep.Noise {
 		row := make([]float64, len(noises))
@@ -73,10 +86,11 @@ func noisePlot(rep *Report) Plot {
 			// Two runs of one configuration at the same noise: the later one is shown.
 			row[sort.SearchFloat64s(noises, pt.Noise)] = pt.EM
 		}
-		cats = append(cats, g.Config)
+		cats = append(cats, g.Label)
+		full = append(full, g.Config)
 		vals = append(vals, row)
 	}
-	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, series, vals, 1, emTicks, pctTick))
+	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "EM", cats, full, series, vals, 1, emTicks, pctTick))
 	return p
 }
 
@@ -93,9 +107,17 @@ func turnsPlot(rep *Report) Plot {
 		p.Empty = "No finished episodes."
 		return p
 	}
+	names := map[int64]string{}
+	for _, r := range rep.Runs {
+		names[r.ID] = plotName(r)
+	}
 	var series []string
 	for _, h := range rep.Turns {
-		series = append(series, h.Run)
+		n, ok := names[h.RunID]
+		if !ok {
+			n = h.Run
+		}
+		series = append(series, n)
 	}
 	// Start at the fewest turns any episode took: leading empty bins say nothing.
 	minTurns := maxTurns
@@ -126,7 +148,7 @@ func turnsPlot(rep *Report) Plot {
 		vals = append(vals, row)
 	}
 	ticks, _, top := niceTicks(0, hi, 4)
-	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "share of episodes", cats, series, vals, top, ticks, pctTick))
+	p.SVG = template.HTML(groupedBars(p.ID, p.Title, "share of episodes", cats, nil, series, vals, top, ticks, pctTick))
 	return p
 }
 
@@ -188,9 +210,9 @@ svg .axisname { font-size: 12px; } svg .cat { font-size: 11px; }
 
 {{if .R.Runs}}<h2>Runs</h2>
 <table id="runs">
-<tr><th>Run</th><th>Kind</th><th>Model</th><th>Method</th><th>Task</th><th>Noise</th><th>N</th><th>Errors</th><th>EM</th><th>F1</th><th>Turns</th><th>Tokens/q</th><th>Seconds/q</th><th>Cost</th><th>Cost/q</th></tr>
+<tr><th>Run</th><th>Kind</th><th>Model</th><th>Method</th><th>Task</th><th>Noise</th><th>Answered</th><th>Errors</th><th>EM</th><th>F1</th><th>Turns</th><th>Tokens/q</th><th>Seconds/q</th><th>Cost</th><th>Cost/q</th></tr>
 {{range .R.Runs}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Model}}{{if .Adapter}}+{{.Adapter}}{{end}}</td><td>{{.Method}}</td><td>{{.Task}}{{if .Split}}/{{.Split}}{{end}}</td><td>{{noise .Noise}}</td>
-<td class="n">{{.Finished}}</td><td class="n">{{.Errors}}</td><td class="n">{{pct .EM}}</td><td class="n">{{pct .F1}}</td><td class="n">{{f "%.2f" .MeanTurns}}</td><td class="n">{{f "%.0f" .TokensPerQ}}</td><td class="n">{{f "%.2f" .SecondsPerQ}}</td><td class="n">{{f "%.4f" .Cost}}</td><td class="n">{{f "%.5f" .CostPerQ}}</td></tr>
+<td class="n">{{.Answered}} of {{.Asked}}</td><td class="n">{{.Errors}}</td><td class="n">{{pct .EM}}</td><td class="n">{{pct .F1}}</td><td class="n">{{f "%.2f" .MeanTurns}}</td><td class="n">{{f "%.0f" .TokensPerQ}}</td><td class="n">{{f "%.2f" .SecondsPerQ}}</td><td class="n">{{f "%.4f" .Cost}}</td><td class="n">{{f "%.5f" .CostPerQ}}</td></tr>
 {{end}}</table>{{end}}
 
 {{if .R.ByMethod}}<h2>By method</h2>

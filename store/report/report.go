@@ -14,8 +14,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fireact/fireact/store"
@@ -69,7 +72,12 @@ type RunRow struct {
 	Episodes int `json:"episodes"`
 	Finished int `json:"finished"`
 	Errors   int `json:"errors"`
-	// EM and F1 are means over finished episodes, in [0, 1].
+	// Asked is the number of questions the run was asked; Answered the
+	// episodes that finished with an answer ("answered 499 of 500").
+	Asked    int `json:"asked"`
+	Answered int `json:"answered"`
+	// EM and F1 are means over the questions asked, in [0, 1]: a question
+	// whose episode errored, did not finish or is missing counts as 0.
 	EM          float64 `json:"em"`
 	F1          float64 `json:"f1"`
 	MeanTurns   float64 `json:"mean_turns"`
@@ -79,7 +87,9 @@ type RunRow struct {
 	CostPerQ    float64 `json:"cost_per_question"`
 }
 
-// Breakdown is a run's results restricted to one method or one task.
+// Breakdown is a run's results restricted to one method or one task. Its
+// means are over the group's finished episodes: a run records how many
+// questions it was asked, not how many per method or task.
 type Breakdown struct {
 	RunID     int64   `json:"run_id"`
 	Run       string  `json:"run"`
@@ -93,7 +103,12 @@ type Breakdown struct {
 // NoiseGroup is a set of runs with the same model, adapter, method, task and
 // split at different noise settings: the clean-versus-noisy comparison.
 type NoiseGroup struct {
-	Config string       `json:"config"`
+	// Config is the full configuration: model and adapter paths, method, task
+	// and split.
+	Config string `json:"config"`
+	// Label names it in plots: the model and adapter file names without their
+	// directories, then method, task and split.
+	Label  string       `json:"label"`
 	Points []NoisePoint `json:"points"` // by noise, clean first
 }
 
@@ -154,7 +169,9 @@ type DiffRow struct {
 
 // LossCurve is a training run's loss by step.
 type LossCurve struct {
-	RunID         int64       `json:"run_id"`
+	RunID int64 `json:"run_id"`
+	// Run names the curve: the run's name, else its adapter's file name, with
+	// "#ID" added where two curves would read alike.
 	Run           string      `json:"run"`
 	TrainingRunID int64       `json:"training_run_id"`
 	Points        []LossPoint `json:"points"`
@@ -193,6 +210,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) 
 		}
 	}
 	rep.Noise = noiseGroups(compared, rep.Runs)
+	disambiguateCurves(rep.Loss)
 
 	a, b := opts.DiffA, opts.DiffB
 	if a == "" && b == "" && len(compared) == 2 {
@@ -257,6 +275,24 @@ func label(r store.Run) string {
 	return "#" + strconv.FormatInt(r.ID, 10)
 }
 
+// fileLabel is a model or adapter path shortened to what tells it apart in a
+// plot: its file name without directories and the .gguf extension.
+func fileLabel(p string) string {
+	if p == "" {
+		return ""
+	}
+	return strings.TrimSuffix(path.Base(filepath.ToSlash(p)), ".gguf")
+}
+
+// curveLabel names a train run's loss curve: its name, else the adapter it
+// trained, else its id.
+func curveLabel(r store.Run) string {
+	if r.Name == "" && r.Adapter != "" {
+		return fileLabel(r.Adapter)
+	}
+	return label(r)
+}
+
 // acc accumulates finished episodes.
 type acc struct {
 	n             int
@@ -291,7 +327,7 @@ func (rep *Report) addRun(ctx context.Context, st *store.Store, r store.Run, tas
 	}
 	row := RunRow{ID: r.ID, Label: label(r), Kind: r.Kind, Model: r.Model, Adapter: r.Adapter, Method: r.Method,
 		Task: r.Task, Split: r.Split, Noise: r.Noise, Status: r.Status, Episodes: sum.Episodes,
-		Errors: sum.ByStatus[store.EpisodeError], EM: sum.EM, F1: sum.F1, MeanTurns: sum.MeanTurns,
+		Errors: sum.ByStatus[store.EpisodeError], Asked: sum.Asked, Answered: sum.Answered, EM: sum.EM, F1: sum.F1, MeanTurns: sum.MeanTurns,
 		SecondsPerQ: sum.SecondsPerQ, Cost: sum.Cost}
 	row.Finished = sum.Episodes - row.Errors
 	if row.Finished > 0 {
@@ -359,19 +395,22 @@ func noiseGroups(runs []store.Run, rows []RunRow) []NoiseGroup {
 	idx := map[string]int{}
 	groups := []NoiseGroup{}
 	for i, r := range runs {
-		cfg := r.Model
+		cfg, lbl := r.Model, orDash(fileLabel(r.Model))
 		if r.Adapter != "" {
 			cfg += "+" + r.Adapter
+			lbl += "+" + fileLabel(r.Adapter)
 		}
-		cfg += " " + r.Method + " " + r.Task
+		run := " " + r.Method + " " + r.Task
 		if r.Split != "" {
-			cfg += "/" + r.Split
+			run += "/" + r.Split
 		}
+		cfg += run
+		lbl += run
 		gi, ok := idx[cfg]
 		if !ok {
 			gi = len(groups)
 			idx[cfg] = gi
-			groups = append(groups, NoiseGroup{Config: cfg})
+			groups = append(groups, NoiseGroup{Config: cfg, Label: strings.TrimSpace(lbl)})
 		}
 		groups[gi].Points = append(groups[gi].Points, NoisePoint{RunID: r.ID, Noise: r.Noise, EM: rows[i].EM})
 	}
@@ -397,11 +436,25 @@ func lossCurve(ctx context.Context, st *store.Store, r store.Run) (LossCurve, bo
 	if err != nil {
 		return LossCurve{}, false, fmt.Errorf("report: %w", err)
 	}
-	lc := LossCurve{RunID: r.ID, Run: label(r), TrainingRunID: trID, Points: make([]LossPoint, len(pts))}
+	lc := LossCurve{RunID: r.ID, Run: curveLabel(r), TrainingRunID: trID, Points: make([]LossPoint, len(pts))}
 	for i, p := range pts {
 		lc.Points[i] = LossPoint{Step: p.Step, Loss: p.Loss}
 	}
 	return lc, len(pts) > 0, nil
+}
+
+// disambiguateCurves adds "#ID" to curve names that more than one curve has
+// (two adapters with one file name in different directories).
+func disambiguateCurves(cs []LossCurve) {
+	seen := map[string]int{}
+	for _, c := range cs {
+		seen[c.Run]++
+	}
+	for i, c := range cs {
+		if seen[c.Run] > 1 && c.Run != "#"+strconv.FormatInt(c.RunID, 10) {
+			cs[i].Run += " #" + strconv.FormatInt(c.RunID, 10)
+		}
+	}
 }
 
 func buildDiff(ctx context.Context, st *store.Store, a, b string, maxRows int) (*Diff, error) {

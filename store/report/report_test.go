@@ -83,7 +83,8 @@ func newFixture(t testing.TB) *fixture {
 		{q: 1, em: 1, f1: 1, turns: 3, pred: "Nile", tokP: 90, tokG: 30, sec: 1},
 		{q: 2, em: 0, f1: 0, turns: 3, status: store.EpisodeUnfinished, pred: "", tokP: 100, tokG: 40, sec: 2},
 	})
-	f.noisy = mkRun(store.Run{Name: "llama-ft-react-noisy", Kind: store.KindEval, Model: "llama", Adapter: "fireact", Method: "react", Task: "hotpotqa", Split: "dev", Noise: 0.5}, []ep{
+	// Asked 3 questions, of which the third has no episode.
+	f.noisy = mkRun(store.Run{Name: "llama-ft-react-noisy", Kind: store.KindEval, Model: "llama", Adapter: "fireact", Method: "react", Task: "hotpotqa", Split: "dev", Noise: 0.5, Asked: 3}, []ep{
 		{q: 0, em: 1, f1: 1, turns: 3, pred: "Steven Spielberg"},
 		{q: 1, em: 0, f1: 0, turns: 5, pred: "Amazon"},
 	})
@@ -123,17 +124,21 @@ func TestBuild(t *testing.T) {
 		row                       int
 		label                     string
 		finished, errs            int
+		answered, asked           int
 		em, f1, turns, tokQ, secQ float64
 		cost                      float64
 	}{
-		// The error episode is counted but left out of every mean.
-		{0, "llama-react", 2, 1, 0.5, 0.75, 3, 180, 2, 0.03},
-		{1, "llama-ft-react", 3, 0, 2.0 / 3, 2.0 / 3, 8.0 / 3, 120, 4.0 / 3, 0},
-		{2, "llama-ft-react-noisy", 2, 0, 0.5, 0.5, 4, 0, 0, 0},
-		{3, "#" + itoa(f.mixed.ID), 3, 0, 2.0 / 3, 2.2 / 3, 5.0 / 3, 0, 0, 0},
+		// EM and F1 are over the questions asked: the error episode, the
+		// unfinished one and the missing one count as 0. Turns, tokens, time and
+		// cost are per finished episode.
+		{0, "llama-react", 2, 1, 2, 3, 1.0 / 3, 0.5, 3, 180, 2, 0.03},
+		{1, "llama-ft-react", 3, 0, 2, 3, 2.0 / 3, 2.0 / 3, 8.0 / 3, 120, 4.0 / 3, 0},
+		{2, "llama-ft-react-noisy", 2, 0, 2, 3, 1.0 / 3, 1.0 / 3, 4, 0, 0, 0},
+		{3, "#" + itoa(f.mixed.ID), 3, 0, 3, 3, 2.0 / 3, 2.2 / 3, 5.0 / 3, 0, 0, 0},
 	} {
 		r := rep.Runs[tc.row]
-		if r.Label != tc.label || r.Finished != tc.finished || r.Errors != tc.errs || !near(r.EM, tc.em) || !near(r.F1, tc.f1) ||
+		if r.Label != tc.label || r.Finished != tc.finished || r.Errors != tc.errs || r.Answered != tc.answered || r.Asked != tc.asked ||
+			!near(r.EM, tc.em) || !near(r.F1, tc.f1) ||
 			!near(r.MeanTurns, tc.turns) || !near(r.TokensPerQ, tc.tokQ) || !near(r.SecondsPerQ, tc.secQ) || !near(r.Cost, tc.cost) {
 			t.Errorf("run row %d = %+v, want %+v", tc.row, r, tc)
 		}
@@ -257,7 +262,7 @@ func TestRenderers(t *testing.T) {
 		}
 		out := b.String()
 		for _, want := range []string{"Runs", "By method", "By task", "Diff: A = llama-react, B = llama-ft-react", "Training loss",
-			"right only in B: 1", "noise 0.5", "66.7", "llama+fireact"} {
+			"right only in B: 1", "noise 0.5", "66.7", "llama+fireact", "ANSWERED", "2 of 3"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("text lacks %q:\n%s", want, out)
 			}
@@ -302,6 +307,9 @@ func TestRenderers(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
+		if !strings.Contains(out, "<th>Answered</th>") || !strings.Contains(out, `<td class="n">2 of 3</td>`) {
+			t.Error("runs table lacks answered N of M")
+		}
 		for _, id := range []string{"plot-em", "plot-noise", "plot-turns", "plot-loss"} {
 			if !strings.Contains(out, `<svg id="`+id+`"`) {
 				t.Errorf("no SVG %s", id)
@@ -338,4 +346,113 @@ func TestRenderers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestPlotLabels checks that the plots name what they plot: a loss curve by
+// its run's name or its adapter (not "#5"), a clean-versus-noisy group by its
+// model and adapter file names, method and task (not a cut-off path), with the
+// full paths as hover text.
+func TestPlotLabels(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fireact.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	q := []store.Question{{Task: "hotpotqa", Split: "dev", Index: 0, Text: "Who directed Jaws?", Gold: "Steven Spielberg"}}
+	if err := st.UpsertQuestions(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		model = "/work/shared/data/models/stories260K.gguf"
+		lora  = "/home/me/experiments/2024-05/hotpotqa-react/lora-hotpotqa-multimethod.gguf"
+	)
+	run := func(r store.Run, loss bool) store.Run {
+		t.Helper()
+		r.Config = "{}"
+		if _, err := st.CreateRun(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+		if loss {
+			tr := store.TrainingRun{RunID: r.ID, Hyperparams: "{}", OutputAdapter: r.Adapter}
+			if _, err := st.CreateTrainingRun(ctx, &tr); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AddLossPoints(ctx, tr.ID, []store.LossPoint{{Step: 1, Loss: 2}, {Step: 2, Loss: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			ep := store.Episode{RunID: r.ID, QuestionID: q[0].ID, Status: store.EpisodeDone, EM: 1, F1: 1, Turns: 1}
+			if err := st.InsertEpisode(ctx, &ep, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r
+	}
+	a := run(store.Run{Kind: store.KindTrain, Model: model, Adapter: lora}, true)
+	b := run(store.Run{Kind: store.KindTrain, Model: model, Adapter: "/tmp/other/lora-hotpotqa-multimethod.gguf"}, true)
+	run(store.Run{Kind: store.KindTrain, Name: "sft-7b", Model: model, Adapter: "/tmp/x.gguf"}, true)
+	c := run(store.Run{Kind: store.KindTrain, Model: model}, true)
+	for _, noise := range []float64{0, 0.5} {
+		run(store.Run{Kind: store.KindEval, Model: model, Adapter: lora, Method: "react", Task: "hotpotqa", Split: "dev", Noise: noise}, false)
+	}
+	rep, err := Build(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var curves []string
+	for _, lc := range rep.Loss {
+		curves = append(curves, lc.Run)
+	}
+	want := []string{"lora-hotpotqa-multimethod #" + itoa(a.ID), "lora-hotpotqa-multimethod #" + itoa(b.ID), "sft-7b", "#" + itoa(c.ID)}
+	if !reflect.DeepEqual(curves, want) {
+		t.Errorf("loss curves named %q, want %q", curves, want)
+	}
+	if len(rep.Noise) != 1 || rep.Noise[0].Label != "stories260K+lora-hotpotqa-multimethod react hotpotqa/dev" ||
+		rep.Noise[0].Config != model+"+"+lora+" react hotpotqa/dev" {
+		t.Fatalf("noise groups %+v", rep.Noise)
+	}
+	plots := Plots(rep)
+	loss, noise := string(plots[3].SVG), string(plots[1].SVG)
+	for _, n := range want {
+		if !strings.Contains(loss, `class="legend">`+n+`</text>`) {
+			t.Errorf("loss legend lacks %q:\n%s", n, loss)
+		}
+	}
+	// Every line of the label whole, the full configuration as its hover text.
+	for _, line := range []string{"stories260K", "+lora-hotpotqa-multimethod", "react hotpotqa/dev"} {
+		if !strings.Contains(noise, ">"+line+"</tspan>") {
+			t.Errorf("clean-vs-noisy label lacks the line %q:\n%s", line, noise)
+		}
+	}
+	if !strings.Contains(noise, "<title>"+model+"+"+lora+" react hotpotqa/dev</title>") {
+		t.Errorf("clean-vs-noisy label has no full-path title:\n%s", noise)
+	}
+	if strings.Contains(noise, "/work/shared/data/m") && !strings.Contains(noise, "<title>/work") {
+		t.Errorf("clean-vs-noisy label shows a path:\n%s", noise)
+	}
+	// Unnamed eval runs: the EM bars and the turns legend add the model and
+	// adapter to the id.
+	em, turns := string(plots[0].SVG), string(plots[2].SVG)
+	evalName := "#" + itoa(c.ID+1) + " stories260K+lora-hotpotqa-multimethod"
+	if !strings.Contains(em, "<title>"+evalName+"</title>") || !strings.Contains(turns, `class="legend">`+evalName+`</text>`) {
+		t.Errorf("EM plot or turns legend does not name %q:\n%s\n%s", evalName, em, turns)
+	}
+}
+
+func TestWrapLabel(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"#5", []string{"#5"}},
+		{"llama+fireact react hotpotqa/dev", []string{"llama+fireact react", "hotpotqa/dev"}},
+		{"Llama-3.2-1B-Instruct-Q4_K_M+lora react hotpotqa/dev", []string{"Llama-3.2-1B-Instruct-Q4_K_M", "+lora react hotpotqa/dev"}},
+		{"Meta-Llama-3.1-8B-Instruct-Q4_K_M react", []string{"Meta-Llama-3.…nstruct-Q4_K_M", "react"}},
+		{"a b c d e f g h i j k l m n o p q r s t u v w x y z aa bb cc dd ee ff gg hh ii jj kk", []string{"a b c d e f g h i j k l m n", "o p q r s t u v w x y z aa", "bb cc dd ee f…gg hh ii jj kk"}},
+	} {
+		if got := wrapLabel(tc.in, maxLabelLen, maxLabelLines); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("wrapLabel(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }

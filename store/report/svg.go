@@ -22,23 +22,32 @@ const (
 	marginL     = 60
 	marginR     = 20
 	marginT     = 36
-	marginB     = 90 // room for slanted category labels
+	marginB     = 90 // room for one line of slanted category labels
 	legendRowH  = 18
-	maxLabelLen = 24
+	maxLabelLen = 28
+	// A category label wraps onto at most maxLabelLines lines of
+	// labelLineH each, the plot growing to make room.
+	maxLabelLines = 3
+	labelLineH    = 13
 )
 
 // svgDoc accumulates the markup of one plot.
 type svgDoc struct {
-	b     strings.Builder
-	h     float64 // total height (grows with the legend)
-	x0    float64 // plot area
-	y0    float64
-	w, hh float64
+	b       strings.Builder
+	h       float64 // total height (grows with the legend and label lines)
+	x0      float64 // plot area
+	y0      float64
+	w, hh   float64
+	legendY float64 // where the legend starts
 }
 
-func newSVG(legendRows int) *svgDoc {
+// newSVG starts a plot with legendRows legend entries and category labels of
+// up to labelLines lines.
+func newSVG(legendRows, labelLines int) *svgDoc {
+	extra := float64(max(labelLines-1, 0)) * labelLineH
 	d := &svgDoc{x0: marginL, y0: marginT, w: plotW - marginL - marginR, hh: plotH - marginT - marginB}
-	d.h = plotH + float64(legendRows)*legendRowH
+	d.legendY = plotH + extra
+	d.h = d.legendY + float64(legendRows)*legendRowH
 	return d
 }
 
@@ -74,16 +83,91 @@ func (d *svgDoc) yOf(v, lo, hi float64) float64 {
 	return d.y0 + d.hh - (v-lo)/(hi-lo)*d.hh
 }
 
-// categoryLabel writes a slanted label under a category.
-func (d *svgDoc) categoryLabel(cx float64, s string) {
+// categoryLabel writes a slanted label under a category, wrapped onto
+// lines. Its <title> (the hover text) is title, or the whole label when a line
+// had to be shortened.
+func (d *svgDoc) categoryLabel(cx float64, s, title string) {
 	y := d.y0 + d.hh + 14
-	d.text(cx, y, "end", "cat", clip(s, maxLabelLen), fmt.Sprintf(` transform="rotate(-30 %.1f %.1f)"`, cx, y))
+	lines := wrapLabel(s, maxLabelLen, maxLabelLines)
+	d.add(`<text x="%.1f" y="%.1f" text-anchor="end" class="cat" transform="rotate(-30 %.1f %.1f)">`, cx, y, cx, y)
+	if title == "" && strings.Join(lines, " ") != strings.Join(strings.Fields(s), " ") {
+		title = s
+	}
+	if title != "" {
+		d.add(`<title>%s</title>`, html.EscapeString(title))
+	}
+	for i, l := range lines {
+		dy := "0"
+		if i > 0 {
+			dy = fmt.Sprint(labelLineH)
+		}
+		d.add(`<tspan x="%.1f" dy="%s">%s</tspan>`, cx, dy, html.EscapeString(l))
+	}
+	d.add(`</text>`)
+}
+
+// wrapLabel breaks a label into at most maxLines lines of at most n runes, at
+// spaces and before a "+" (model+adapter). A word longer than a line loses
+// its middle, not its end: the end of a model or adapter name is what tells
+// two of them apart.
+func wrapLabel(s string, n, maxLines int) []string {
+	var words []string
+	for _, f := range strings.Fields(s) {
+		parts := strings.Split(f, "+")
+		for i, p := range parts {
+			if i > 0 {
+				p = "+" + p
+			}
+			if p != "" {
+				words = append(words, p)
+			}
+		}
+	}
+	var lines []string
+	for _, w := range words {
+		last := len(lines) - 1
+		switch {
+		case last >= 0 && runeLen(lines[last])+1+runeLen(w) <= n && !strings.HasPrefix(w, "+"):
+			lines[last] += " " + w
+		case last >= 0 && strings.HasPrefix(w, "+") && runeLen(lines[last])+runeLen(w) <= n:
+			lines[last] += w
+		case len(lines) == maxLines:
+			lines[last] += " " + w
+		default:
+			lines = append(lines, w)
+		}
+	}
+	for i, l := range lines {
+		lines[i] = clipMiddle(l, n)
+	}
+	return lines
+}
+
+func runeLen(s string) int { return len([]rune(s)) }
+
+// clipMiddle shortens s to n runes by replacing its middle with "…".
+func clipMiddle(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+}
+
+// labelLines is the number of lines the longest of labels wraps onto.
+func labelLines(labels []string) int {
+	m := 1
+	for _, l := range labels {
+		m = max(m, len(wrapLabel(l, maxLabelLen, maxLabelLines)))
+	}
+	return m
 }
 
 // legend lists series names under the plot.
 func (d *svgDoc) legend(names []string) {
 	for i, n := range names {
-		y := plotH + float64(i)*legendRowH - 6
+		y := d.legendY + float64(i)*legendRowH - 6
 		d.add(`<rect x="%d" y="%.1f" width="12" height="12" fill="%s"/>`, marginL, y-10, color(i))
 		d.text(marginL+18, y, "start", "legend", n, "")
 	}
@@ -116,13 +200,14 @@ func pctTick(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
 
 // groupedBars draws one group of bars per category with one bar per series;
 // NaN values are left out. Values lie in [0, hi]. Each bar has a <title>
-// tooltip with its exact value.
-func groupedBars(id, title, yName string, categories, series []string, values [][]float64, hi float64, ticks []float64, format func(float64) string) string {
+// tooltip with its exact value; catTitles, when given, are the categories'
+// hover texts (the full names their labels shorten).
+func groupedBars(id, title, yName string, categories, catTitles, series []string, values [][]float64, hi float64, ticks []float64, format func(float64) string) string {
 	legendRows := 0
 	if len(series) > 1 {
 		legendRows = len(series)
 	}
-	d := newSVG(legendRows)
+	d := newSVG(legendRows, labelLines(categories))
 	d.yAxis(ticks, 0, hi, format, yName)
 	groupW := d.w / float64(max(len(categories), 1))
 	barW := groupW * 0.8 / float64(max(len(series), 1))
@@ -144,7 +229,11 @@ func groupedBars(id, title, yName string, categories, series []string, values []
 			d.add(`<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`,
 				gx+float64(si)*barW, d.y0+d.hh-h, math.Max(barW-2, 1), h, color(si), html.EscapeString(tip))
 		}
-		d.categoryLabel(gx+groupW*0.4, cat)
+		var catTitle string
+		if ci < len(catTitles) {
+			catTitle = catTitles[ci]
+		}
+		d.categoryLabel(gx+groupW*0.4, cat, catTitle)
 	}
 	if len(series) > 1 {
 		d.legend(series)
@@ -160,7 +249,7 @@ type xySeries struct {
 
 // linePlot draws each series as a polyline with point markers.
 func linePlot(id, title, xName, yName string, series []xySeries) string {
-	d := newSVG(len(series))
+	d := newSVG(len(series), 1)
 	xlo, xhi, ylo, yhi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range series {
 		for i := range s.x {

@@ -60,14 +60,16 @@ func Text(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "fireact report: %d runs compared, %d loss curves (%s)\n", len(rep.Runs), len(rep.Loss), rep.Database)
 	if len(rep.Runs) > 0 {
 		section("Runs")
-		p("RUN\tKIND\tMODEL\tMETHOD\tTASK\tNOISE\tN\tEM\tF1\tTURNS\tTOK/Q\tSEC/Q\tCOST\n")
+		p("RUN\tKIND\tMODEL\tMETHOD\tTASK\tNOISE\tANSWERED\tEM\tF1\tTURNS\tTOK/Q\tSEC/Q\tCOST\n")
 		for _, r := range rep.Runs {
 			model := r.Model
 			if r.Adapter != "" {
 				model += "+" + r.Adapter
 			}
-			p("%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.2f\t%.0f\t%.2f\t%.4f\n", clip(r.Label, 28), r.Kind, clip(orDash(model), 28),
-				orDash(r.Method), orDash(r.Task), noiseLabel(r.Noise), r.Finished, pct(r.EM), pct(r.F1), r.MeanTurns,
+			// EM is over the questions asked: "answered 499 of 500" says how
+			// many of them count.
+			p("%s\t%s\t%s\t%s\t%s\t%s\t%d of %d\t%s\t%s\t%.2f\t%.0f\t%.2f\t%.4f\n", clip(r.Label, 28), r.Kind, clip(orDash(model), 28),
+				orDash(r.Method), orDash(r.Task), noiseLabel(r.Noise), r.Answered, r.Asked, pct(r.EM), pct(r.F1), r.MeanTurns,
 				r.TokensPerQ, r.SecondsPerQ, r.Cost)
 		}
 	}
