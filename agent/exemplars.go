@@ -69,10 +69,10 @@ var yesNoCoT = []exemplar{
 }
 
 var choiceReAct = []exemplar{
-	{"Which gas makes up most of the Earth's atmosphere?\nA. Oxygen\nB. Nitrogen\nC. Carbon dioxide\nD. Argon", []trajectory.Step{
+	{"Question: Which gas makes up most of the Earth's atmosphere?\nA. Oxygen\nB. Nitrogen\nC. Carbon dioxide\nD. Argon", []trajectory.Step{
 		react("Nitrogen is about 78% of the air, far more than oxygen at about 21%. So the answer is B.", "finish", "B", ""),
 	}},
-	{"The Treaty of Westphalia ended which war?\nA. The Hundred Years' War\nB. The War of the Roses\nC. The Thirty Years' War\nD. The Seven Years' War", []trajectory.Step{
+	{"Question: The Treaty of Westphalia ended which war?\nA. The Hundred Years' War\nB. The War of the Roses\nC. The Thirty Years' War\nD. The Seven Years' War", []trajectory.Step{
 		react("I need to find which war the Peace of Westphalia ended.", "search", "Treaty of Westphalia ended which war",
 			"The Peace of Westphalia, signed in 1648 in Osnabrück and Münster, ended the Thirty Years' War in the Holy Roman Empire."),
 		react("The treaty ended the Thirty Years' War, which is option C.", "finish", "C", ""),

@@ -20,10 +20,12 @@ const (
 	// alpaca instruction and the trajectory as the response, so a fine-tuned
 	// student is prompted exactly like its training text.
 	FormatAlpaca Format = "alpaca"
-	// FormatChat is OpenAI-style messages: the few-shot prompt (if any) as the
-	// system message, the question as the user's message, then per step the
-	// thought and action as the assistant's message and the observation as the
-	// user's, as finetune's chat layout renders trajectories.
+	// FormatChat is OpenAI-style messages: the question as the user's message,
+	// then per step the thought and action as the assistant's message and the
+	// observation as the user's, exactly finetune's chat layout of a
+	// trajectory (dataformat.ChatMessages). No few-shot prompt and no system
+	// message: the chat training layout has none, and FireAct evaluates its
+	// fine-tuned GPT with the question alone (generation.py --chatgpt_format).
 	FormatChat Format = "chat"
 )
 
@@ -39,10 +41,11 @@ func ParseFormat(s string) (Format, error) {
 // Prompt builds the model input of each turn.
 type Prompt struct {
 	Format Format
-	// FewShot is the text before the question in the few-shot format (and the
-	// system message of the chat format): instructions and examples, ending
-	// with a blank line. FewShotPrompt gives the built-in one; LoadPromptFile
-	// reads one of FireAct's prompt files.
+	// FewShot is the text before the question in the few-shot format:
+	// instructions and examples, ending with a blank line. FewShotPrompt gives
+	// the built-in one; LoadPromptFile reads one of FireAct's prompt files.
+	// The alpaca and chat formats, which prompt fine-tuned students as they
+	// were trained, do not use it.
 	FewShot string
 }
 
@@ -109,15 +112,14 @@ func (p Prompt) build(m Method, in turnInput) (string, []Message) {
 	return p.FewShot + in.question + "\n" + body + open, nil
 }
 
-// messages lays an episode out as chat messages. The model writes its own
-// "Thought:" label in chat, so a harness reflection travels in the last user
-// message, and a re-ask shows the parsed thought and asks for the action line.
+// messages lays an episode out as chat messages, as the chat training layout
+// does, so that every turn's conversation is the start of a training
+// conversation. The model writes its own "Thought:" label in chat, so a harness
+// reflection travels in the last user message, and a re-ask shows the parsed
+// thought and asks for the action line (neither has a place in training text,
+// which an API without assistant prefill cannot continue).
 func (p Prompt) messages(in turnInput) []Message {
-	var msgs []Message
-	if p.FewShot != "" {
-		msgs = append(msgs, Message{Role: "system", Content: strings.TrimRight(p.FewShot, "\n")})
-	}
-	msgs = append(msgs, Message{Role: "user", Content: in.question})
+	msgs := []Message{{Role: "user", Content: in.question}}
 	for _, s := range in.steps {
 		msgs = append(msgs, Message{Role: "assistant", Content: trajectory.RenderAgentPart(s, 0)})
 		if o := trajectory.RenderObservation(s, 0); o != "" {

@@ -29,7 +29,8 @@ func ChoiceLetter(pred string) string {
 	return ""
 }
 
-// Choice scores an MMLU prediction: 1 when its letter is the gold letter.
+// Choice is the lenient MMLU scorer: 1 when the letter ChoiceLetter finds is
+// the gold letter.
 func Choice(pred, gold string) Scores {
 	l := ChoiceLetter(pred)
 	if l != "" && l == strings.ToUpper(strings.TrimSpace(gold)) {
@@ -66,8 +67,8 @@ func yesNo(w string) string {
 	return ""
 }
 
-// YesNoMatch scores a StrategyQA prediction against a gold yes/no (or
-// true/false) answer.
+// YesNoMatch is the lenient StrategyQA scorer: the prediction's yes/no (see
+// YesNo) against a gold yes/no (or true/false) answer.
 func YesNoMatch(pred, gold string) Scores {
 	p, g := YesNo(pred), YesNo(gold)
 	if p != "" && p == g {

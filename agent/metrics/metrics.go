@@ -1,6 +1,8 @@
-// Package metrics scores predictions the way FireAct does: exact match and
-// token F1 over SQuAD/HotpotQA-normalised answers, multiple choice letter match
-// for MMLU, and yes/no match for StrategyQA.
+// Package metrics scores predictions: exact match and token F1 over
+// SQuAD/HotpotQA-normalised answers (FireAct's, for HotpotQA and Bamboogle),
+// FireAct's own StrategyQA and MMLU scorers (FireActYesNo, FireActChoice:
+// the start of the answer only), and lenient ones for those two tasks
+// (YesNoMatch, Choice) that also read "the answer is B" or "(B)".
 package metrics
 
 import (

@@ -43,8 +43,8 @@ func LoadHotpotQA(path, split string) (*Static, error) {
 // description, question, answer (bool), facts, decomposition, evidence}. The
 // gold answer is "yes"/"no" ("" in the test split, which has none); term,
 // description, facts and decomposition go to Metadata (evidence is bulky and
-// unused).
-func LoadStrategyQA(path, split string) (*Static, error) {
+// unused). sc chooses the scorer.
+func LoadStrategyQA(path, split string, sc Scoring) (*Static, error) {
 	var rows []struct {
 		QID           string   `json:"qid"`
 		Term          string   `json:"term"`
@@ -57,7 +57,7 @@ func LoadStrategyQA(path, split string) (*Static, error) {
 	if err := readJSON(path, &rows); err != nil {
 		return nil, fmt.Errorf("tasks: strategyqa %s: %w", path, err)
 	}
-	t := &Static{TaskName: StrategyQA, SplitName: split, Scorer: ScorerFor(StrategyQA)}
+	t := &Static{TaskName: StrategyQA, SplitName: split, Scorer: sc.Scorer(StrategyQA)}
 	for i, r := range rows {
 		gold := ""
 		if r.Answer != nil {
@@ -128,17 +128,19 @@ func LoadBamboogle(path, split string) (*Static, error) {
 
 // LoadMMLU loads an MMLU split directory of <subject>_<split>.csv files, each
 // row question,A,B,C,D,answer with no header. Files are read in name order.
-// The question text is the stem followed by the options, one per line, as
-// FireAct's prompts and fine-tuning data show them:
+// The question text is the stem followed by the options, one per line; with
+// ScoringFireAct the stem has FireAct's "Question: " prefix, as its MMLUTask
+// and its gpt-format fine-tuning data write it:
 //
-//	<stem>
+//	Question: <stem>
 //	A. <option A>
 //	B. <option B>
 //	C. <option C>
 //	D. <option D>
 //
-// The gold answer is the letter; Metadata holds subject and options.
-func LoadMMLU(dir, split string) (*Static, error) {
+// The gold answer is the letter; Metadata holds subject and options (without
+// the prefix).
+func LoadMMLU(dir, split string, sc Scoring) (*Static, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.csv"))
 	if err != nil {
 		return nil, fmt.Errorf("tasks: mmlu %s: %w", dir, err)
@@ -147,18 +149,18 @@ func LoadMMLU(dir, split string) (*Static, error) {
 		return nil, fmt.Errorf("tasks: mmlu %s: no csv files", dir)
 	}
 	sort.Strings(files)
-	t := &Static{TaskName: MMLU, SplitName: split, Scorer: ScorerFor(MMLU)}
+	t := &Static{TaskName: MMLU, SplitName: split, Scorer: sc.Scorer(MMLU)}
 	for _, file := range files {
 		subject := strings.TrimSuffix(filepath.Base(file), ".csv")
 		subject = strings.TrimSuffix(subject, "_"+split)
-		if err := readMMLU(file, subject, t); err != nil {
+		if err := readMMLU(file, subject, sc.mmluPrefix(), t); err != nil {
 			return nil, err
 		}
 	}
 	return t, nil
 }
 
-func readMMLU(file, subject string, t *Static) error {
+func readMMLU(file, subject, prefix string, t *Static) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("tasks: mmlu: %w", err)
@@ -180,6 +182,7 @@ func readMMLU(file, subject string, t *Static) error {
 		}
 		opts := rec[1:5]
 		var b strings.Builder
+		b.WriteString(prefix)
 		b.WriteString(rec[0])
 		for i, o := range opts {
 			fmt.Fprintf(&b, "\n%c. %s", 'A'+i, o)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/fireact/fireact/agent/metrics"
 )
@@ -69,17 +70,65 @@ const (
 // Names lists the tasks Open knows, sorted.
 func Names() []string { return []string{Bamboogle, HotpotQA, MMLU, StrategyQA} }
 
-// ScorerFor returns the metric of a task: yes/no match for StrategyQA, letter
-// match for MMLU, EM/F1 for the others.
-func ScorerFor(task string) func(pred, gold string) metrics.Scores {
+// Scoring selects how a task words its questions and scores its answers.
+type Scoring string
+
+// Scorings.
+const (
+	// ScoringFireAct reproduces FireAct's tasks/*.py: StrategyQA scores 1 when
+	// the lower-cased answer starts with "yes"/"no" as the gold is true/false,
+	// MMLU when it starts with the gold letter, HotpotQA and Bamboogle by EM and
+	// F1 of normalize_answer; MMLU questions read "Question: <stem>\nA. ..." as
+	// FireAct's MMLUTask builds them. It is the default.
+	ScoringFireAct Scoring = "fireact"
+	// ScoringLenient keeps the question texts bare and reads answers as models
+	// write them: "The answer is B", "(B)", "true" count (metrics.Choice,
+	// metrics.YesNoMatch); HotpotQA and Bamboogle score as with ScoringFireAct.
+	ScoringLenient Scoring = "lenient"
+)
+
+// ParseScoring checks a scoring name; "" is ScoringFireAct.
+func ParseScoring(s string) (Scoring, error) {
+	switch sc := Scoring(strings.ToLower(s)); sc {
+	case ScoringFireAct, ScoringLenient:
+		return sc, nil
+	case "":
+		return ScoringFireAct, nil
+	}
+	return "", fmt.Errorf("tasks: unknown scoring %q (want fireact or lenient)", s)
+}
+
+// Scorer returns the metric of a task under sc: yes/no match for StrategyQA,
+// letter match for MMLU, EM/F1 for the others.
+func (sc Scoring) Scorer(task string) func(pred, gold string) metrics.Scores {
 	switch task {
 	case StrategyQA:
-		return metrics.YesNoMatch
+		if sc == ScoringLenient {
+			return metrics.YesNoMatch
+		}
+		return metrics.FireActYesNo
 	case MMLU:
-		return metrics.Choice
+		if sc == ScoringLenient {
+			return metrics.Choice
+		}
+		return metrics.FireActChoice
 	default:
 		return metrics.QA
 	}
+}
+
+// mmluPrefix is what FireAct's MMLUTask writes before the question stem.
+func (sc Scoring) mmluPrefix() string {
+	if sc == ScoringLenient {
+		return ""
+	}
+	return "Question: "
+}
+
+// ScorerFor returns the metric of a task as FireAct scores it
+// (ScoringFireAct.Scorer).
+func ScorerFor(task string) func(pred, gold string) metrics.Scores {
+	return ScoringFireAct.Scorer(task)
 }
 
 // EnvDataDir names the environment variable with the FireAct data directory.
@@ -123,26 +172,37 @@ func Path(dataDir, task, split string) (string, error) {
 	return "", fmt.Errorf("tasks: unknown task %q (known: %v)", task, Names())
 }
 
-// Open loads a task split from its standard place under dataDir.
+// Open loads a task split from its standard place under dataDir, worded and
+// scored as FireAct does (ScoringFireAct).
 func Open(dataDir, task, split string) (Task, error) {
+	return OpenScoring(dataDir, task, split, ScoringFireAct)
+}
+
+// OpenScoring loads a task split from its standard place under dataDir, worded
+// and scored by sc.
+func OpenScoring(dataDir, task, split string, sc Scoring) (Task, error) {
 	p, err := Path(dataDir, task, split)
 	if err != nil {
 		return nil, err
 	}
-	return Load(task, split, p)
+	return Load(task, split, p, sc)
 }
 
-// Load loads a task split from an explicit file (directory for MMLU).
-func Load(task, split, path string) (Task, error) {
+// Load loads a task split from an explicit file (directory for MMLU), worded
+// and scored by sc.
+func Load(task, split, path string, sc Scoring) (Task, error) {
+	if _, err := ParseScoring(string(sc)); err != nil {
+		return nil, err
+	}
 	switch task {
 	case HotpotQA:
 		return LoadHotpotQA(path, split)
 	case StrategyQA:
-		return LoadStrategyQA(path, split)
+		return LoadStrategyQA(path, split, sc)
 	case Bamboogle:
 		return LoadBamboogle(path, split)
 	case MMLU:
-		return LoadMMLU(path, split)
+		return LoadMMLU(path, split, sc)
 	}
 	return nil, fmt.Errorf("tasks: unknown task %q (known: %v)", task, Names())
 }

@@ -83,11 +83,11 @@ func TestLoadMMLU(t *testing.T) {
 		t.Errorf("dev has %d questions, want 285", task.Len())
 	}
 	q := task.Question(1)
-	want := "Statement 1 | If aH is an element of a factor group, then |aH| divides |a|. Statement 2 | If H and K are subgroups of G then HK is a subgroup of G.\nA. True, True\nB. False, False\nC. True, False\nD. False, True"
+	want := "Question: Statement 1 | If aH is an element of a factor group, then |aH| divides |a|. Statement 2 | If H and K are subgroups of G then HK is a subgroup of G.\nA. True, True\nB. False, False\nC. True, False\nD. False, True"
 	if q.Text != want || q.Gold != "B" || q.ID != "abstract_algebra/1" || q.Metadata["subject"] != "abstract_algebra" {
 		t.Errorf("dev[1] = %+v", q)
 	}
-	if s := task.Score("The answer is B.", q.Gold); s.EM != 1 {
+	if s := task.Score("B", q.Gold); s.EM != 1 {
 		t.Errorf("mmlu scoring = %+v", s)
 	}
 	for i := 0; i < task.Len(); i++ {
@@ -101,6 +101,59 @@ func TestLoadMMLU(t *testing.T) {
 	}
 	if test.Len() < 10000 {
 		t.Errorf("test has %d questions", test.Len())
+	}
+}
+
+// TestScoring checks both scorings on the real data: FireAct's (the default)
+// words MMLU questions as its MMLUTask does ("Question: {}\nA. {}\nB. {}\nC. {}\nD. {}")
+// and reads only the start of an answer; lenient keeps the bare stem and reads
+// "the answer is B" or "true".
+func TestScoring(t *testing.T) {
+	const stem = "Statement 1 | If aH is an element of a factor group, then |aH| divides |a|. Statement 2 | If H and K are subgroups of G then HK is a subgroup of G.\nA. True, True\nB. False, False\nC. True, False\nD. False, True"
+	tests := []struct {
+		sc        Scoring
+		mmluText  string
+		mmlu, sqa map[string]float64 // prediction -> EM (MMLU gold B, StrategyQA gold no)
+	}{
+		{ScoringFireAct, "Question: " + stem,
+			map[string]float64{"B": 1, "b) False, False": 1, "Because": 1, "The answer is B.": 0, "(B)": 0},
+			map[string]float64{"No, it will not.": 1, "none": 1, "false": 0, "So the answer is no.": 0, " no": 0}},
+		{ScoringLenient, stem,
+			map[string]float64{"B": 1, "b) False, False": 0, "Because": 0, "The answer is B.": 1, "(B)": 1},
+			map[string]float64{"No, it will not.": 1, "none": 0, "false": 1, "So the answer is no.": 1, " no": 1}},
+	}
+	for _, tc := range tests {
+		mmlu, err := OpenScoring(data, MMLU, "dev", tc.sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := mmlu.Question(1)
+		if q.Text != tc.mmluText || q.Gold != "B" {
+			t.Errorf("%s: mmlu dev[1] = %q (gold %q), want %q", tc.sc, q.Text, q.Gold, tc.mmluText)
+		}
+		for pred, em := range tc.mmlu {
+			if s := mmlu.Score(pred, q.Gold); s.EM != em {
+				t.Errorf("%s: mmlu Score(%q, B) = %+v, want EM %v", tc.sc, pred, s, em)
+			}
+		}
+		sqa, err := OpenScoring(data, StrategyQA, "dev", tc.sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := sqa.Question(0).Gold; g != "no" {
+			t.Fatalf("strategyqa dev[0] gold %q", g)
+		}
+		for pred, em := range tc.sqa {
+			if s := sqa.Score(pred, "no"); s.EM != em {
+				t.Errorf("%s: strategyqa Score(%q, no) = %+v, want EM %v", tc.sc, pred, s, em)
+			}
+		}
+	}
+	if _, err := ParseScoring("strict"); err == nil {
+		t.Error("unknown scoring accepted")
+	}
+	if sc, err := ParseScoring(""); err != nil || sc != ScoringFireAct {
+		t.Errorf("ParseScoring(\"\") = %q, %v; want fireact", sc, err)
 	}
 }
 

@@ -30,6 +30,7 @@ func agentFlags(defaultFormat string) []cli.Flag {
 		&cli.StringFlag{Name: "price", Usage: "openai: `IN,OUT` USD per 1M tokens (default: the built-in table by model name)"},
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"j"}, Usage: "questions in flight (0: 8 local, 4 openai)"},
 		&cli.StringFlag{Name: "format", Value: defaultFormat, Usage: "prompt format: fewshot, alpaca (FireAct's fine-tuning format) or chat"},
+		&cli.StringFlag{Name: "scoring", Value: string(tasks.ScoringFireAct), Usage: "fireact (FireAct's scorers and MMLU \"Question: \" wording, exactly) or lenient (also reads \"the answer is B\", \"(B)\", \"true\")"},
 		&cli.StringFlag{Name: "prompt-file", Usage: "few-shot prompt `FILE` used verbatim before the question (e.g. FireAct's prompts/react_hotpotqa_google.txt)"},
 		&cli.BoolFlag{Name: "grammar", Usage: "local: constrain every turn with a GBNF grammar so it always parses"},
 		&cli.Float64Flag{Name: "temperature", Aliases: []string{"temp"}, Value: 0, Usage: "sampling temperature (0: greedy, as FireAct)"},
@@ -159,10 +160,10 @@ func buildSearch(c *cli.Context, s *store.Store, queries []string) (agent.Tool, 
 // results (the store redacts anything secret-looking on top).
 func runConfig(c *cli.Context, method string) string {
 	cfg := map[string]any{"method": method}
-	for _, name := range []string{"backend", "model", "base-url", "completions", "format", "prompt-file", "grammar",
+	for _, name := range []string{"backend", "model", "base-url", "completions", "format", "scoring", "prompt-file", "grammar",
 		"temperature", "top-p", "max-tokens", "max-turns", "seed", "search", "corpus", "noise", "task", "split", "order",
 		"offset", "limit", "concurrency"} {
-		if c.IsSet(name) || name == "backend" || name == "format" || name == "search" || name == "seed" {
+		if c.IsSet(name) || name == "backend" || name == "format" || name == "scoring" || name == "search" || name == "seed" {
 			cfg[name] = c.Value(name)
 		}
 	}

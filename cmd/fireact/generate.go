@@ -39,7 +39,11 @@ func splitFlags() []cli.Flag {
 // runSplit is generate and eval: build the task, LLM, tools and one agent per
 // method, and run each over the selected questions.
 func runSplit(c *cli.Context, kind string, methods []string) error {
-	task, err := tasks.Open(tasks.DataDir(c.String("data-dir")), c.String("task"), c.String("split"))
+	sc, err := tasks.ParseScoring(c.String("scoring"))
+	if err != nil {
+		return err
+	}
+	task, err := tasks.OpenScoring(tasks.DataDir(c.String("data-dir")), c.String("task"), c.String("split"), sc)
 	if err != nil {
 		return err
 	}

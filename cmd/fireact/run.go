@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fireact/fireact/agent"
+	"github.com/fireact/fireact/agent/tasks"
 	"github.com/fireact/fireact/store"
 )
 
@@ -57,8 +58,12 @@ func runCommand() *cli.Command {
 				rec, runID = s, r.ID
 			}
 			w := c.App.Writer
+			sc, err := tasks.ParseScoring(c.String("scoring"))
+			if err != nil {
+				return err
+			}
 			res, err := agent.Answer(c.Context, rec, runID, a, agent.Query{Text: args[0], Gold: c.String("gold"),
-				Task: c.String("task"), OnText: func(t string) { fmt.Fprint(w, t) }})
+				Task: c.String("task"), Score: sc.Scorer(c.String("task")), OnText: func(t string) { fmt.Fprint(w, t) }})
 			fmt.Fprintf(w, "\n%s after %d steps in %s; answer: %q", res.Status, len(res.Trajectory.Steps), res.Latency.Round(1e6), res.Trajectory.Answer)
 			if c.String("gold") != "" {
 				fmt.Fprintf(w, " (EM %.0f, F1 %.2f)", res.Scores.EM, res.Scores.F1)
