@@ -74,8 +74,8 @@ type Config struct {
 	ChatTemplate  string // chat template override (text or llama.cpp built-in name)
 	TrainOnInputs bool
 
-	Cutoff    int // tokens per example (default DefaultCutoff, at most the model's context)
-	MaxTokens int // tokens per packed micro-batch (default DefaultMaxTokens, at least Cutoff)
+	Cutoff    int // tokens per example (default: the recipe's, at most the model's context)
+	MaxTokens int // tokens per packed micro-batch (default: the recipe's, at least Cutoff)
 	// BatchExamples is the number of examples per optimizer step, packed into
 	// micro-batches of MaxTokens whose gradients are accumulated (FireAct: 128);
 	// 0: a step is one packed micro-batch.
@@ -83,7 +83,7 @@ type Config struct {
 	// KeepBest writes the adapter of the validation with the lowest loss (the
 	// final one included) instead of the last one.
 	KeepBest  bool
-	Val       float64 // validation fraction (< 1) or count (default DefaultVal; < 0: none)
+	Val       float64 // validation fraction (< 1) or count (default: the recipe's; < 0: none)
 	EvalEvery int     // steps between validations (default DefaultEvalEvery; < 0: only at the end)
 	SaveEvery int     // steps between checkpoints (default DefaultSaveEvery; < 0: only on stop)
 
@@ -91,7 +91,7 @@ type Config struct {
 	MaxSteps int // stop after this many steps (0: Epochs decides)
 
 	LR       float64  // peak learning rate (default DefaultLR)
-	Warmup   float64  // warm-up: fraction of the steps (< 1) or steps (default DefaultWarmup; < 0: none)
+	Warmup   float64  // warm-up: fraction of the steps (< 1) or steps (default: the recipe's; < 0: none)
 	Schedule Schedule // decay after warm-up (default linear)
 
 	Rank        int
