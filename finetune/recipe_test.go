@@ -3,11 +3,13 @@ package finetune
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/fireact/fireact/llama"
 )
@@ -199,5 +201,32 @@ func TestKeepBest(t *testing.T) {
 	}
 	if res.BestStep == 12 {
 		t.Log("the best step was the last; the test did not tell best from last")
+	}
+	// Cancelled after its first checkpoint and resumed, the same job (accumulated
+	// steps, dropout masks, the best so far) writes the same adapter.
+	again := cfg
+	again.Out = filepath.Join(dir, "again.gguf")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for ctx.Err() == nil {
+			if ck, _ := readCheckpoint(CheckpointDir(again.Out)); ck != nil && ck.State != "" {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err = Run(ctx, s, again)
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run returned %v", err)
+	}
+	ares, err := Run(context.Background(), s, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ares.Resumed == 0 || ares.OutHash != res.OutHash || ares.BestStep != res.BestStep {
+		t.Fatalf("resumed at %d: best step %d, adapter %s; uninterrupted: best step %d, %s",
+			ares.Resumed, ares.BestStep, ares.OutHash, res.BestStep, res.OutHash)
 	}
 }
