@@ -109,8 +109,13 @@ func TestLRSchedule(t *testing.T) {
 	if got := LR(ScheduleConstant, base, 90, 104, 4); got != base {
 		t.Errorf("constant: %g", got)
 	}
-	if WarmupSteps(0.03, 100) != 3 || WarmupSteps(10, 100) != 10 || WarmupSteps(0, 100) != 0 || WarmupSteps(500, 100) != 100 {
+	if WarmupSteps(0.03, 100) != 3 || WarmupSteps(10, 100) != 10 || WarmupSteps(0, 100) != 0 || WarmupSteps(500, 100) != 500 {
 		t.Error("WarmupSteps")
+	}
+	// FireAct's 100 warm-up steps in a 40-step run: the rate climbs to 40/100 of
+	// the peak and no further (transformers' warmup_steps is not cut to the run).
+	if got := LR(ScheduleLinear, base, 39, 40, WarmupSteps(100, 40)); !near(got, 0.4*base) {
+		t.Errorf("last step of a run shorter than its warm-up: %g, want %g", got, 0.4*base)
 	}
 	if _, err := ParseSchedule("exp"); err == nil {
 		t.Error("unknown schedule accepted")

@@ -33,6 +33,9 @@ type checkpoint struct {
 	Elapsed     float64 `json:"elapsed_s"`
 	Loss        float64 `json:"loss"`
 	ValLoss     float64 `json:"val_loss,omitempty"`
+	Best        string  `json:"best,omitempty"` // adapter of the lowest validation loss (KeepBest)
+	BestStep    int     `json:"best_step,omitempty"`
+	BestValLoss float64 `json:"best_val_loss,omitempty"`
 	Done        bool    `json:"done,omitempty"`
 }
 
@@ -81,7 +84,8 @@ func writeCheckpoint(dir string, c *checkpoint) error {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if (strings.HasPrefix(n, "state-") || strings.HasPrefix(n, "adapter-")) && n != c.State && n != c.Adapter {
+		stale := strings.HasPrefix(n, "state-") || strings.HasPrefix(n, "adapter-") || strings.HasPrefix(n, "best-")
+		if stale && n != c.State && n != c.Adapter && n != c.Best {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}
@@ -123,6 +127,15 @@ func saveAtomic(path string, save func(string) error) error {
 		return fmt.Errorf("finetune: %w", err)
 	}
 	return nil
+}
+
+// copyFile copies src to dst (a saveAtomic writer for the kept best adapter).
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dst, b)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -25,6 +25,15 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	if err := c.defaults(); err != nil {
 		return Result{}, err
 	}
+	// Full training changes the weights in memory, which a mapped file forbids;
+	// a LoRA run maps the base read-only, so the file cannot change. The model is
+	// loaded before the settings are fingerprinted: its context caps the cutoff.
+	m, err := llama.LoadModel(c.Base, llama.ModelOptions{NoMmap: c.Full})
+	if err != nil {
+		return Result{}, fmt.Errorf("finetune: %w", err)
+	}
+	defer m.Close()
+	c.fit(m.Info().NCtxTrain)
 	dir := CheckpointDir(c.Out)
 	ck, err := readCheckpoint(dir)
 	if err != nil {
@@ -38,7 +47,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	if ck != nil && ck.Done {
 		res := Result{Out: c.Out, Steps: ck.Step, Loss: ck.Loss, ValLoss: ck.ValLoss, Tokens: ck.Tokens,
 			Elapsed: time.Duration(ck.Elapsed * float64(time.Second)), RunID: ck.RunID, TrainingRunID: ck.TrainingRun,
-			DatasetID: ck.DatasetID, AlreadyDone: true}
+			DatasetID: ck.DatasetID, AlreadyDone: true, BestStep: ck.BestStep, BestValLoss: ck.BestValLoss}
 		res.OutHash, err = store.FileHash(c.Out)
 		if err != nil {
 			return res, fmt.Errorf("finetune: the job finished before but its output is unreadable: %w", err)
@@ -48,24 +57,17 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Result{}, fmt.Errorf("finetune: %w", err)
 	}
-
-	// Full training changes the weights in memory, which a mapped file forbids;
-	// a LoRA run maps the base read-only, so the file cannot change.
-	m, err := llama.LoadModel(c.Base, llama.ModelOptions{NoMmap: c.Full})
-	if err != nil {
-		return Result{}, fmt.Errorf("finetune: %w", err)
-	}
-	defer m.Close()
 	d, err := prepare(ctx, s, m, &c, ck)
 	if err != nil {
 		return Result{}, err
 	}
-	total := d.totalSteps(&c)
+	pl := newPlan(d, &c)
+	total := pl.total
 	warmup := WarmupSteps(max(c.Warmup, 0), total)
 
 	tr, err := llama.NewTrainer(m, llama.TrainerOptions{
 		Rank: c.Rank, Alpha: c.Alpha, Targets: c.Targets, Full: c.Full, Optimizer: c.Optimizer,
-		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
+		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), LoRADropout: c.dropout(), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("finetune: %w", err)
@@ -98,7 +100,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	}
 	res.RunID, res.TrainingRunID = ck.RunID, ck.TrainingRun
 
-	lp := &loop{c: &c, s: s, tr: tr, d: d, ck: ck, dir: dir, total: total, warmup: warmup, res: &res,
+	lp := &loop{c: &c, s: s, tr: tr, d: d, plan: pl, ck: ck, dir: dir, total: total, warmup: warmup, res: &res,
 		prior: time.Duration(ck.Elapsed * float64(time.Second)), start: time.Now()}
 	err = lp.run(ctx)
 	if err != nil {
@@ -142,6 +144,7 @@ type loop struct {
 	s      *store.Store
 	tr     *llama.Trainer
 	d      *data
+	plan   plan
 	ck     *checkpoint
 	dir    string
 	total  int
@@ -153,8 +156,8 @@ type loop struct {
 	tokens    int64 // tokens of this process's steps
 	points    []store.LossPoint
 	lastPrint time.Time
-	saved     int // step of the last checkpoint
-	epochB    [][]int
+	saved     int       // step of the last checkpoint
+	epochS    [][][]int // the steps of epoch epochN
 	epochN    int
 }
 
@@ -171,20 +174,26 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("finetune: interrupted at step %d of %d (checkpoint saved; run the same command to resume): %w", ck.Step, l.total, err)
 		}
-		epoch, bi := l.d.locate(ck.Step)
+		epoch, si := l.plan.locate(ck.Step)
 		if epoch != l.epochN {
-			l.epochB, l.epochN = l.d.epochBatches(l.c, epoch), epoch
+			l.epochS, l.epochN = l.d.epochSteps(l.c, epoch), epoch
 		}
-		b := Batch(l.d.examples, l.epochB[bi])
+		step := l.epochS[si]
+		micro := make([]llama.TrainBatch, len(step))
+		ntok := 0
+		for i, idx := range step {
+			micro[i] = Batch(l.d.examples, idx)
+			ntok += len(micro[i].Tokens)
+		}
 		lr := LR(l.c.Schedule, l.c.LR, ck.Step, l.total, l.warmup)
-		r, err := l.tr.Step(b, float32(lr))
+		r, err := l.tr.StepAccumulate(micro, float32(lr))
 		if err != nil {
-			return fmt.Errorf("finetune: step %d (%s): %w", ck.Step+1, l.d.examples[l.epochB[bi][0]].Source, err)
+			return fmt.Errorf("finetune: step %d (%s): %w", ck.Step+1, l.d.examples[step[0][0]].Source, err)
 		}
 		ck.Step++
-		ck.Epoch, ck.Batch = l.d.locate(ck.Step)
-		ck.Tokens += int64(len(b.Tokens))
-		l.tokens += int64(len(b.Tokens))
+		ck.Epoch, ck.Batch = l.plan.locate(ck.Step)
+		ck.Tokens += int64(ntok)
+		l.tokens += int64(ntok)
 		ck.Loss = r.Loss
 		ck.Elapsed = l.elapsed().Seconds()
 		l.points = append(l.points, store.LossPoint{Step: ck.Step, Loss: r.Loss, LR: lr, Tokens: int(ck.Tokens), ElapsedSeconds: ck.Elapsed})
@@ -192,6 +201,9 @@ func (l *loop) run(ctx context.Context) error {
 		last := ck.Step == l.total
 		if len(l.d.val) > 0 && (last || (l.c.EvalEvery > 0 && ck.Step%l.c.EvalEvery == 0)) {
 			if ck.ValLoss, err = l.validate(); err != nil {
+				return err
+			}
+			if err := l.keepBest(); err != nil {
 				return err
 			}
 		}
@@ -226,6 +238,23 @@ func (l *loop) validate() (float64, error) {
 		return 0, nil
 	}
 	return sum / float64(n), nil
+}
+
+// keepBest saves the adapter when the validation loss just computed is the lowest
+// so far (with KeepBest). The progress file names it at the next checkpoint; a
+// kill before that resumes from an earlier step and, the run being
+// deterministic, saves it again.
+func (l *loop) keepBest() error {
+	ck := l.ck
+	if !l.c.KeepBest || (ck.Best != "" && ck.ValLoss >= ck.BestValLoss) {
+		return nil
+	}
+	name := fmt.Sprintf("best-%d.gguf", ck.Step)
+	if err := saveAtomic(filepath.Join(l.dir, name), l.tr.Save); err != nil {
+		return err
+	}
+	ck.Best, ck.BestStep, ck.BestValLoss = name, ck.Step, ck.ValLoss
+	return nil
 }
 
 // flush appends the buffered loss points to the store. A resumed run re-logs the
@@ -276,7 +305,12 @@ func (l *loop) finish(ctx context.Context) error {
 	if err := l.flush(ctx); err != nil {
 		return err
 	}
-	if err := saveAtomic(l.c.Out, l.tr.Save); err != nil {
+	save := l.tr.Save
+	if l.c.KeepBest && l.ck.Best != "" {
+		best := filepath.Join(l.dir, l.ck.Best)
+		save = func(path string) error { return copyFile(best, path) }
+	}
+	if err := saveAtomic(l.c.Out, save); err != nil {
 		return err
 	}
 	hash, err := store.FileHash(l.c.Out)
@@ -290,20 +324,21 @@ func (l *loop) finish(ctx context.Context) error {
 	if err := l.s.SetRunStatus(ctx, l.ck.RunID, store.StatusDone); err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
-	l.ck.Done, l.ck.State, l.ck.Adapter = true, "", ""
+	l.ck.Done, l.ck.State, l.ck.Adapter, l.ck.Best = true, "", "", ""
 	if err := writeCheckpoint(l.dir, l.ck); err != nil {
 		return err
 	}
 	r := l.res
 	r.OutHash, r.Steps, r.Loss, r.ValLoss, r.Tokens = hash, l.ck.Step, l.ck.Loss, l.ck.ValLoss, l.ck.Tokens
+	r.BestStep, r.BestValLoss = l.ck.BestStep, l.ck.BestValLoss
 	r.Elapsed = l.elapsed()
 	if sec := time.Since(l.start).Seconds(); sec > 0 {
 		r.TokensPerSec = float64(l.tokens) / sec
 	}
-	if n := len(l.d.stepsPerEp); n > 0 {
+	if n := len(l.plan.perEpoch); n > 0 {
 		r.Epochs = float64(l.ck.Epoch)
-		if l.ck.Epoch < n && l.d.stepsPerEp[l.ck.Epoch] > 0 {
-			r.Epochs += float64(l.ck.Batch) / float64(l.d.stepsPerEp[l.ck.Epoch])
+		if l.ck.Epoch < n && l.plan.perEpoch[l.ck.Epoch] > 0 {
+			r.Epochs += float64(l.ck.Batch) / float64(l.plan.perEpoch[l.ck.Epoch])
 		}
 	}
 	return nil
@@ -326,8 +361,8 @@ func (l *loop) progress(last bool) {
 	if l.ck.ValLoss > 0 {
 		val = fmt.Sprintf(" val %.4f", l.ck.ValLoss)
 	}
-	epoch, _ := l.d.locate(l.ck.Step - 1)
+	epoch, _ := l.plan.locate(l.ck.Step - 1)
 	fmt.Fprintf(l.c.Progress, "step %d/%d epoch %d/%d loss %.4f%s lr %.2e %.0f tok/s ETA %s\n",
-		l.ck.Step, l.total, epoch+1, len(l.d.stepsPerEp), l.ck.Loss, val,
+		l.ck.Step, l.total, epoch+1, len(l.plan.perEpoch), l.ck.Loss, val,
 		LR(l.c.Schedule, l.c.LR, l.ck.Step-1, l.total, l.warmup), tps, eta)
 }

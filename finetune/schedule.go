@@ -50,7 +50,9 @@ func LR(s Schedule, base float64, step, total, warmup int) float64 {
 }
 
 // WarmupSteps turns a warm-up setting into steps: below 1 it is a fraction of
-// total, otherwise a step count.
+// total, otherwise a step count. A count is not cut to the run's length, as
+// transformers' warmup_steps (FireAct's 100) is not: a run shorter than its
+// warm-up never reaches the peak rate, rather than reaching it sooner.
 func WarmupSteps(w float64, total int) int {
 	if w <= 0 {
 		return 0
@@ -58,5 +60,5 @@ func WarmupSteps(w float64, total int) int {
 	if w < 1 {
 		return int(math.Ceil(w * float64(total)))
 	}
-	return min(int(w), total)
+	return int(w)
 }

@@ -17,10 +17,8 @@ import (
 	"github.com/fireact/fireact/store"
 )
 
-// Defaults. FireAct fine-tuned Llama with alpaca-lora: LoRA rank 8, alpha 16 on
-// q_proj and v_proj, learning rate 3e-4, Hugging Face's linear decay, cutoff 512,
-// 1% validation, loss on the whole text (--train_on_inputs), 128 examples per
-// optimizer step by gradient accumulation.
+// Defaults of RecipeAgent, this project's recipe. FireAct's own run is
+// RecipeFireAct (see fireActRecipe for where each of its values comes from).
 const (
 	// DefaultRank is FireAct's LoRA rank; alpha defaults to 2·rank (FireAct's 16).
 	DefaultRank = 8
@@ -31,9 +29,9 @@ const (
 	// models this project targets have vocabularies that spend more tokens on
 	// the same text than Llama-2's. Truncated examples are counted and reported.
 	DefaultCutoff = 1024
-	// DefaultMaxTokens is the size of a packed step. The training graph has no
-	// gradient accumulation, so a step is one packed batch; a step the size of
-	// the cutoff keeps peak memory that of one full-length example.
+	// DefaultMaxTokens is the size of a packed micro-batch; with BatchExamples 0
+	// a step is one such batch, and a step the size of the cutoff keeps peak
+	// memory that of one full-length example.
 	DefaultMaxTokens = 1024
 	// DefaultEpochs follows alpaca-lora's default.
 	DefaultEpochs = 3
@@ -51,6 +49,9 @@ const (
 // Dataset (episodes from the store), DataFile (a FireAct alpaca/gpt/sharegpt file,
 // imported into the store first) or TextFile (plain text, every token scored).
 type Config struct {
+	// Recipe supplies every setting below left zero (default RecipeAgent).
+	Recipe TrainingRecipe
+
 	// Base is the GGUF model to train; it is never written.
 	Base string
 	// Out is the adapter (or, with Full, the model) written at the end. Checkpoints
@@ -73,9 +74,16 @@ type Config struct {
 	ChatTemplate  string // chat template override (text or llama.cpp built-in name)
 	TrainOnInputs bool
 
-	Cutoff    int     // tokens per example (default DefaultCutoff, at most the model's context)
-	MaxTokens int     // tokens per packed step (default DefaultMaxTokens, at least Cutoff)
-	Val       float64 // validation fraction (< 1) or count (default DefaultVal; < 0: none)
+	Cutoff    int // tokens per example (default: the recipe's, at most the model's context)
+	MaxTokens int // tokens per packed micro-batch (default: the recipe's, at least Cutoff)
+	// BatchExamples is the number of examples per optimizer step, packed into
+	// micro-batches of MaxTokens whose gradients are accumulated (FireAct: 128);
+	// 0: a step is one packed micro-batch.
+	BatchExamples int
+	// KeepBest writes the adapter of the validation with the lowest loss (the
+	// final one included) instead of the last one.
+	KeepBest  bool
+	Val       float64 // validation fraction (< 1) or count (default: the recipe's; < 0: none)
 	EvalEvery int     // steps between validations (default DefaultEvalEvery; < 0: only at the end)
 	SaveEvery int     // steps between checkpoints (default DefaultSaveEvery; < 0: only on stop)
 
@@ -83,11 +91,12 @@ type Config struct {
 	MaxSteps int // stop after this many steps (0: Epochs decides)
 
 	LR       float64  // peak learning rate (default DefaultLR)
-	Warmup   float64  // warm-up: fraction of the steps (< 1) or steps (default DefaultWarmup; < 0: none)
+	Warmup   float64  // warm-up: fraction of the steps (< 1) or steps (default: the recipe's; < 0: none)
 	Schedule Schedule // decay after warm-up (default linear)
 
 	Rank        int
 	Alpha       float32
+	LoRADropout float64 // dropout on the adapters' input while training (< 0: none)
 	Targets     llama.Target
 	Full        bool // train every weight of a small F32 model and write the whole model
 	F32Head     bool
@@ -110,6 +119,8 @@ type Result struct {
 	Resumed       int // the step this process resumed from (0: fresh start)
 	Loss          float64
 	ValLoss       float64 // last validation loss (NaN-free; 0 when no validation)
+	BestStep      int     // with KeepBest: the step whose adapter was written
+	BestValLoss   float64 // and its validation loss
 	Tokens        int64   // tokens trained on by the whole job
 	TokensPerSec  float64 // of this process
 	Elapsed       time.Duration
@@ -143,44 +154,63 @@ func (c *Config) defaults() error {
 		return errors.New("finetune: base model and output path are required")
 	}
 	var err error
+	if c.Recipe, err = ParseRecipe(string(c.Recipe)); err != nil {
+		return err
+	}
 	if c.Template, err = ParseTemplate(string(c.Template)); err != nil {
 		return err
+	}
+	r := c.Recipe.values()
+	if c.Schedule == "" {
+		c.Schedule = r.Schedule
 	}
 	if c.Schedule, err = ParseSchedule(string(c.Schedule)); err != nil {
 		return err
 	}
-	if c.Cutoff <= 0 {
-		c.Cutoff = DefaultCutoff
+	setInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if c.MaxTokens <= 0 {
-		c.MaxTokens = DefaultMaxTokens
+	setFloat := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.Val == 0 {
-		c.Val = DefaultVal
-	}
+	setInt(&c.Cutoff, r.Cutoff)
+	setInt(&c.MaxTokens, r.MaxTokens)
+	setInt(&c.BatchExamples, r.BatchExamples)
 	if c.EvalEvery == 0 {
-		c.EvalEvery = DefaultEvalEvery
+		c.EvalEvery = r.EvalEvery
 	}
 	if c.SaveEvery == 0 {
-		c.SaveEvery = DefaultSaveEvery
+		c.SaveEvery = r.SaveEvery
 	}
 	if c.Epochs <= 0 && c.MaxSteps <= 0 {
-		c.Epochs = DefaultEpochs
+		c.Epochs = r.Epochs
 	}
 	if c.LR <= 0 {
-		c.LR = DefaultLR
+		c.LR = r.LR
 	}
-	if c.Warmup == 0 {
-		c.Warmup = DefaultWarmup
+	setFloat(&c.Val, r.Val)
+	setFloat(&c.Warmup, r.Warmup)
+	setFloat(&c.LoRADropout, r.LoRADropout)
+	if c.LoRADropout >= 1 {
+		return fmt.Errorf("finetune: LoRA dropout %g is not below 1", c.LoRADropout)
 	}
-	if c.Rank <= 0 {
-		c.Rank = DefaultRank
-	}
+	setInt(&c.Rank, r.Rank)
 	if c.Alpha <= 0 {
+		// Both recipes use PEFT's alpha = 2·rank (FireAct's 16 for rank 8).
 		c.Alpha = 2 * float32(c.Rank)
 	}
 	if c.Targets == 0 {
-		c.Targets = llama.TargetsQV
+		c.Targets = r.Targets
+	}
+	c.TrainOnInputs = c.TrainOnInputs || r.TrainOnInputs
+	c.KeepBest = c.KeepBest || r.KeepBest
+	if c.Full {
+		// Full training has no adapter to drop out of.
+		c.LoRADropout = -1
 	}
 	if c.Optimizer == "" {
 		c.Optimizer = "adamw"
@@ -188,9 +218,24 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// fit caps the cutoff at the model's training context (positions past it are
+// untrained RoPE territory) and makes a micro-batch hold at least one example.
+// It runs before the settings are fingerprinted and recorded, so the record is
+// what training uses.
+func (c *Config) fit(nctxTrain int) {
+	if nctxTrain > 0 {
+		c.Cutoff = min(c.Cutoff, nctxTrain)
+	}
+	c.MaxTokens = max(c.MaxTokens, c.Cutoff)
+}
+
+// dropout is the trainer's LoRA dropout probability.
+func (c *Config) dropout() float32 { return float32(max(c.LoRADropout, 0)) }
+
 // hyperparams is the JSON recorded with the training run; its hash is the
 // checkpoint fingerprint, so a checkpoint is only resumed by the same job.
 type hyperparams struct {
+	Recipe        TrainingRecipe     `json:"recipe"`
 	Base          string             `json:"base"`
 	BaseSize      int64              `json:"base_size"`
 	Out           string             `json:"out"`
@@ -206,6 +251,10 @@ type hyperparams struct {
 	TrainOnInputs bool               `json:"train_on_inputs"`
 	Cutoff        int                `json:"cutoff"`
 	MaxTokens     int                `json:"max_tokens"`
+	BatchExamples int                `json:"batch_examples,omitempty"`
+	EvalEvery     int                `json:"eval_every"` // decides the steps KeepBest can choose
+	KeepBest      bool               `json:"keep_best,omitempty"`
+	LoRADropout   float64            `json:"lora_dropout,omitempty"`
 	Val           float64            `json:"val"`
 	Epochs        int                `json:"epochs"`
 	MaxSteps      int                `json:"max_steps"`
@@ -235,6 +284,7 @@ func (c *Config) hyperparams() hyperparams {
 		return a
 	}
 	h := hyperparams{
+		Recipe: c.Recipe, BatchExamples: c.BatchExamples, EvalEvery: c.EvalEvery, KeepBest: c.KeepBest, LoRADropout: max(c.LoRADropout, 0),
 		Base: abs(c.Base), Out: abs(c.Out), Runs: c.Runs, Dataset: c.Dataset, DataFile: abs(c.DataFile), TextFile: abs(c.TextFile),
 		MinReward: c.MinReward, Mix: c.Mix, TaskMix: c.TaskMix, Template: c.Template, ChatTemplate: c.ChatTemplate,
 		TrainOnInputs: c.TrainOnInputs, Cutoff: c.Cutoff, MaxTokens: c.MaxTokens, Val: c.Val, Epochs: c.Epochs,
@@ -268,19 +318,13 @@ type data struct {
 	skipped     int
 	pieceWise   int
 	lengths     []int
-	stepsPerEp  []int // cached per epoch
 	trainTokens int
 }
 
 // prepare builds (or, on resume, reloads) the dataset and encodes it.
+// It reads c (already fitted to the model) and never changes it.
 func prepare(ctx context.Context, s *store.Store, m *llama.Model, c *Config, ck *checkpoint) (*data, error) {
 	d := &data{}
-	nctx := m.Info().NCtxTrain
-	if nctx > 0 {
-		// Positions past the model's context are untrained RoPE territory.
-		c.Cutoff = min(c.Cutoff, nctx)
-	}
-	c.MaxTokens = max(c.MaxTokens, c.Cutoff)
 	if c.TextFile != "" {
 		text, err := os.ReadFile(c.TextFile)
 		if err != nil {
@@ -394,39 +438,59 @@ func chooseData(ctx context.Context, s *store.Store, c *Config) (int64, []int64,
 	return d.ID, ids, nil
 }
 
-// epochBatches returns the packed batches of an epoch.
-func (d *data) epochBatches(c *Config, epoch int) [][]int {
-	return Pack(d.lengths, EpochOrder(d.train, c.Seed, epoch), c.MaxTokens)
+// epochSteps returns an epoch's optimizer steps, each a list of packed
+// micro-batches of example indices: with BatchExamples, consecutive groups of that
+// many examples of the epoch's order (the last one smaller), each packed by
+// MaxTokens; without, every packed batch is a step of its own.
+func (d *data) epochSteps(c *Config, epoch int) [][][]int {
+	order := EpochOrder(d.train, c.Seed, epoch)
+	var out [][][]int
+	if c.BatchExamples <= 0 {
+		for _, b := range Pack(d.lengths, order, c.MaxTokens) {
+			out = append(out, [][]int{b})
+		}
+		return out
+	}
+	for i := 0; i < len(order); i += c.BatchExamples {
+		out = append(out, Pack(d.lengths, order[i:min(i+c.BatchExamples, len(order))], c.MaxTokens))
+	}
+	return out
 }
 
-// totalSteps is the job's step count: Epochs passes, cut at MaxSteps; with only
+// plan is the job's step layout: steps per epoch and the total.
+type plan struct {
+	perEpoch []int
+	total    int
+}
+
+// newPlan counts the job's steps: Epochs passes, cut at MaxSteps; with only
 // MaxSteps, as many epochs as it takes.
-func (d *data) totalSteps(c *Config) int {
-	total := 0
+func newPlan(d *data, c *Config) plan {
+	var p plan
 	for e := 0; ; e++ {
 		if c.Epochs > 0 && e >= c.Epochs {
 			break
 		}
-		if c.MaxSteps > 0 && total >= c.MaxSteps {
+		if c.MaxSteps > 0 && p.total >= c.MaxSteps {
 			break
 		}
-		n := len(d.epochBatches(c, e))
-		d.stepsPerEp = append(d.stepsPerEp, n)
-		total += n
+		n := len(d.epochSteps(c, e))
+		p.perEpoch = append(p.perEpoch, n)
+		p.total += n
 	}
 	if c.MaxSteps > 0 {
-		total = min(total, c.MaxSteps)
+		p.total = min(p.total, c.MaxSteps)
 	}
-	return total
+	return p
 }
 
-// locate returns the epoch and batch of step k.
-func (d *data) locate(k int) (epoch, batch int) {
-	for e, n := range d.stepsPerEp {
+// locate returns the epoch and the step within it of step k.
+func (p plan) locate(k int) (epoch, step int) {
+	for e, n := range p.perEpoch {
 		if k < n {
 			return e, k
 		}
 		k -= n
 	}
-	return len(d.stepsPerEp), 0
+	return len(p.perEpoch), 0
 }

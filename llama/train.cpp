@@ -11,6 +11,7 @@
 // adapter saved here and loaded by llama_adapter_lora_init gives the same logits.
 #include "train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -43,6 +44,8 @@ struct param {
     ggml_tensor * t = nullptr;  // trainable, F32
     ggml_tensor * m = nullptr;  // AdamW first moment
     ggml_tensor * v = nullptr;  // AdamW second moment
+    ggml_tensor * acc = nullptr;  // accumulated gradient (fa_train_accumulate)
+    bool          has_grad = false;  // acc holds a gradient since it was zeroed
 };
 
 void set_err(char * err, size_t n, const std::string & msg) {
@@ -79,6 +82,10 @@ struct fa_trainer {
     std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> copy_list;  // to fill after allocation
     std::vector<param> params;
     int64_t            step = 0;
+    int32_t            micro = 0;  // micro-batch of the current step (dropout masks)
+    // While a training graph is built, the LoRA dropout masks it uses (inputs filled
+    // after allocation); nullptr when no dropout applies (evaluation, p = 0).
+    mutable std::vector<ggml_tensor *> * drop_masks = nullptr;
 
     ~fa_trainer() {
         if (sched) ggml_backend_sched_free(sched);
@@ -101,7 +108,17 @@ struct fa_trainer {
         ggml_tensor * res = ggml_mul_mat(ctx, w(t), x);
         auto it = lora.find(t);
         if (it != lora.end()) {
-            ggml_tensor * ab = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
+            ggml_tensor * xa = x;
+            if (drop_masks != nullptr) {
+                // PEFT's lora_dropout: the adapter sees dropout(x), W still sees x.
+                // ggml has no dropout op autodiff knows, so the mask (0 or
+                // 1/(1-p)) is an input tensor drawn on the host.
+                ggml_tensor * mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1]);
+                ggml_set_input(mask);
+                drop_masks->push_back(mask);
+                xa = ggml_mul(ctx, x, mask);
+            }
+            ggml_tensor * ab = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, xa));
             ab = ggml_scale(ctx, ab, scale);
             res = ggml_add(ctx, res, ab);
         }
@@ -243,6 +260,8 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
     if (ctx_ref == nullptr) throw std::runtime_error("a reference context is required");
     tr->cparams = ctx_ref->get_cparams();
 
+    if (p->lora_dropout < 0.0f || p->lora_dropout >= 1.0f) throw std::runtime_error("LoRA dropout must be in [0, 1)");
+    if (p->full && p->lora_dropout > 0.0f) throw std::runtime_error("LoRA dropout applies to LoRA training only");
     if (!p->full) {
         if (p->rank <= 0) throw std::runtime_error("LoRA rank must be positive");
         if (p->targets == 0) throw std::runtime_error("no LoRA targets selected");
@@ -302,7 +321,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
         }
         if (full_params.empty()) throw std::runtime_error("the model has no F32 tensors to train");
     }
-    size_t n_static = 4 * (targets.size() * 2 + full_params.size()) + to_copy.size() + frozen_matrices(*model).size() + 8;
+    size_t n_static = 5 * (targets.size() * 2 + full_params.size()) + to_copy.size() + frozen_matrices(*model).size() + 8;
     ggml_init_params ip = {n_static * ggml_tensor_overhead(), nullptr, true};
     tr->ctx_static = ggml_init(ip);
     for (ggml_tensor * t : to_copy) {
@@ -333,6 +352,8 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
             ggml_format_name(pr.m, "%s.m", name.c_str());
             ggml_format_name(pr.v, "%s.v", name.c_str());
         }
+        pr.acc = ggml_new_tensor(tr->ctx_static, GGML_TYPE_F32, GGML_MAX_DIMS, t->ne);
+        ggml_format_name(pr.acc, "%s.acc", name.c_str());
         tr->params.push_back(pr);
     };
     for (ggml_tensor * t : targets) {
@@ -571,8 +592,55 @@ ggml_cgraph * rewrite_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph 
     return g2;
 }
 
+// set_opt_params writes the optimizer's hyper-parameters for the next step.
+void set_opt_params(fa_trainer * tr, float lr) {
+    const auto & p = tr->p;
+    float op[7] = {lr, p.beta1, p.beta2, p.eps, p.weight_decay, 0, 0};
+    const double t = (double) (tr->step + 1);
+    op[5] = (float) (1.0 / (1.0 - std::pow((double) p.beta1, t)));
+    op[6] = (float) (1.0 / (1.0 - std::pow((double) p.beta2, t)));
+    if (p.optimizer == 1) {
+        op[0] = lr;
+        op[1] = p.weight_decay;
+    }
+    ggml_backend_tensor_set(tr->opt_params, op, 0, ggml_nbytes(tr->opt_params));
+}
+
+// splitmix64 is the dropout masks' generator: tiny, fast, and keyed by position so
+// no generator state needs saving for a resume.
+uint64_t splitmix64(uint64_t & x) {
+    uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// fill_masks draws every dropout mask of a step's micro-batch: element kept with
+// probability 1-p and scaled by 1/(1-p) (inverted dropout, as torch's nn.Dropout).
+void fill_masks(fa_trainer * tr, const std::vector<ggml_tensor *> & masks) {
+    const float p = tr->p.lora_dropout, keep = 1.0f / (1.0f - p);
+    const uint32_t thr = (uint32_t) std::min(4294967295.0, std::floor((double) p * 4294967296.0));
+    for (size_t s = 0; s < masks.size(); s++) {
+        uint64_t st = (uint64_t) tr->p.seed * 0x100000001b3ULL;
+        st = splitmix64(st) ^ (uint64_t) tr->step;
+        st = splitmix64(st) ^ (uint64_t) tr->micro;
+        st = splitmix64(st) ^ (uint64_t) s;
+        std::vector<float> m(ggml_nelements(masks[s]));
+        for (size_t i = 0; i < m.size(); i += 2) {
+            const uint64_t r = splitmix64(st);
+            m[i] = (uint32_t) r < thr ? 0.0f : keep;
+            if (i + 1 < m.size()) m[i + 1] = (uint32_t) (r >> 32) < thr ? 0.0f : keep;
+        }
+        ggml_backend_tensor_set(masks[s], m.data(), 0, m.size() * sizeof(float));
+    }
+}
+
+// run_step runs one graph over a packed batch: the loss only (train=false), a fused
+// forward+backward+optimizer step (train, !accumulate), or forward+backward adding
+// weight·gradient to the accumulators (train, accumulate; first zeroes them).
 float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, int n, const int32_t * seq_start,
-               int n_seqs, bool train, float lr, int32_t * n_scored_out) {
+               int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate = false, float weight = 1.0f,
+               bool first = true) {
     const llama_model & m = *tr->model;
     const int64_t n_vocab = m.output->ne[1];
     if (n <= 1) throw std::runtime_error("a training example needs at least 2 tokens");
@@ -615,8 +683,16 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
         ~ctx_guard() { ggml_free(c); }
     } guard{ctx};
 
+    if (train && (!accumulate || first)) tr->micro = 0;
+    std::vector<ggml_tensor *> masks;
+    struct mask_guard {
+        fa_trainer * t;
+        ~mask_guard() { t->drop_masks = nullptr; }
+    } mguard{tr};
+    if (train && tr->p.lora_dropout > 0.0f) tr->drop_masks = &masks;
     ggml_tensor *tok, *pos, *mask, *rows;
     ggml_tensor * logits = build_forward(tr, ctx, n, n_scored, &tok, &pos, &mask, &rows);
+    tr->drop_masks = nullptr;
     ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n_scored);
     ggml_set_input(labels);
     ggml_tensor * loss = ggml_cross_entropy_loss(ctx, logits, labels);
@@ -640,9 +716,22 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
             ggml_tensor * node = ggml_graph_node(gf, i);
             if (node->op == GGML_OP_RMS_NORM_BACK) ggml_set_output(node->src[0]);
         }
+        if (accumulate && first) {
+            for (auto & pr : tr->params) pr.has_grad = false;
+        }
         for (auto & pr : tr->params) {
             ggml_tensor * g = ggml_graph_get_grad(gf, pr.t);
             if (g == nullptr) continue;
+            if (accumulate) {
+                // acc = (first ? 0 : acc) + weight·g, written back into acc.
+                ggml_tensor * wg = ggml_scale(ctx, g, weight);
+                ggml_tensor * sum = pr.has_grad ? ggml_add(ctx, pr.acc, wg) : wg;
+                ggml_tensor * st = ggml_cpy(ctx, sum, pr.acc);
+                ggml_build_forward_expand(gf, st);
+                roots.push_back(st);
+                pr.has_grad = true;
+                continue;
+            }
             ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, g, pr.m, pr.v, tr->opt_params)
                                                     : ggml_opt_step_sgd(ctx, pr.t, g, tr->opt_params);
             ggml_build_forward_expand(gf, st);
@@ -658,31 +747,55 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
     ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
     ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
     ggml_backend_tensor_set(rows, in.rows.data(), 0, n_scored * sizeof(int32_t));
+    fill_masks(tr, masks);
     {
         std::vector<float> onehot((size_t) n_vocab * n_scored, 0.0f);
         for (int r = 0; r < n_scored; r++) onehot[(size_t) r * n_vocab + in.labels[r]] = 1.0f;
         ggml_backend_tensor_set(labels, onehot.data(), 0, onehot.size() * sizeof(float));
     }
-    if (train) {
-        const auto & p = tr->p;
-        float op[7] = {lr, p.beta1, p.beta2, p.eps, p.weight_decay, 0, 0};
-        const double t = (double) (tr->step + 1);
-        op[5] = (float) (1.0 / (1.0 - std::pow((double) p.beta1, t)));
-        op[6] = (float) (1.0 / (1.0 - std::pow((double) p.beta2, t)));
-        if (p.optimizer == 1) {
-            op[0] = lr;
-            op[1] = p.weight_decay;
-        }
-        ggml_backend_tensor_set(tr->opt_params, op, 0, ggml_nbytes(tr->opt_params));
-    }
+    if (train && !accumulate) set_opt_params(tr, lr);
     if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) {
         throw std::runtime_error("graph computation failed");
     }
     float out = 0.0f;
     ggml_backend_tensor_get(loss, &out, 0, sizeof(out));
-    if (train) tr->step++;
+    if (train && !accumulate) tr->step++;
+    if (accumulate) tr->micro++;
     ggml_backend_sched_reset(tr->sched);
     return out;
+}
+
+// apply_step takes one optimizer step with the accumulated gradients: the same
+// update the fused step makes from one batch's gradient.
+void apply_step(fa_trainer * tr, float lr) {
+    const size_t meta = (size_t) (4 * tr->params.size() + 16) * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
+    ggml_init_params ip = {meta, nullptr, true};
+    ggml_context * ctx = ggml_init(ip);
+    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
+    struct ctx_guard {
+        ggml_context * c;
+        ~ctx_guard() { ggml_free(c); }
+    } guard{ctx};
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
+    int n = 0;
+    for (auto & pr : tr->params) {
+        if (!pr.has_grad) continue;
+        ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, pr.acc, pr.m, pr.v, tr->opt_params)
+                                                : ggml_opt_step_sgd(ctx, pr.t, pr.acc, tr->opt_params);
+        ggml_build_forward_expand(gf, st);
+        n++;
+    }
+    if (n == 0) throw std::runtime_error("no accumulated gradient to apply (call fa_train_accumulate first)");
+    ggml_backend_sched_reset(tr->sched);
+    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the optimizer graph");
+    set_opt_params(tr, lr);
+    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error("optimizer step failed");
+    }
+    ggml_backend_sched_reset(tr->sched);
+    for (auto & pr : tr->params) pr.has_grad = false;
+    tr->step++;
+    tr->micro = 0;
 }
 
 // forward_logits runs the training forward for one sequence and copies the logits of
@@ -788,6 +901,34 @@ int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t 
         set_err(err, err_len, e.what());
     } catch (...) {
         set_err(err, err_len, "unknown exception in a training step");
+    }
+    ggml_backend_sched_reset(t->sched);
+    return -1;
+}
+
+int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
+                            const int32_t * seq_start, int32_t n_seqs, float weight, bool first, float * loss,
+                            int32_t * n_scored, char * err, size_t err_len) {
+    try {
+        *loss = run_step(t, tokens, target, n_tokens, seq_start, n_seqs, true, 0.0f, n_scored, true, weight, first);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception in a gradient accumulation");
+    }
+    ggml_backend_sched_reset(t->sched);
+    return -1;
+}
+
+int32_t fa_train_apply(fa_trainer * t, float lr, char * err, size_t err_len) {
+    try {
+        apply_step(t, lr);
+        return 0;
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception in an optimizer step");
     }
     ggml_backend_sched_reset(t->sched);
     return -1;

@@ -40,6 +40,11 @@ typedef struct fa_train_params {
     // 3 transient: W dequantized and transposed inside the graph each step, so
     //   no copy outlives the layer that uses it (least memory, exact dx).
     int32_t  backward;
+    // LoRA dropout probability on each adapter's input (PEFT's lora_dropout:
+    // B·A·dropout(x), the frozen W·x untouched), training steps only. The masks
+    // are drawn from (seed, step, micro-batch, site), so a resumed run draws the
+    // same ones.
+    float    lora_dropout;
 } fa_train_params;
 
 typedef struct fa_trainer fa_trainer;
@@ -58,6 +63,17 @@ fa_trainer * fa_train_init(struct llama_model * model, struct llama_context * ct
 int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
                       const int32_t * seq_start, int32_t n_seqs, bool train, float lr,
                       float * loss, int32_t * n_scored, char * err, size_t err_len);
+
+// Gradient accumulation: fa_train_accumulate runs forward and backward over one
+// micro-batch and adds weight times its gradient (of the mean NLL over its scored
+// tokens) to per-parameter accumulators; first=true zeroes them first. With weight
+// = the micro-batch's scored tokens / the step's, the sum is the gradient of one
+// batch holding every micro-batch. fa_train_apply then takes one optimizer step
+// with the accumulated gradient. Returns 0 or -1 (message in err).
+int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
+                            const int32_t * seq_start, int32_t n_seqs, float weight, bool first,
+                            float * loss, int32_t * n_scored, char * err, size_t err_len);
+int32_t fa_train_apply(fa_trainer * t, float lr, char * err, size_t err_len);
 
 // Saves the LoRA adapter (llama.cpp's format) or, for full training, the model.
 int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_len);

@@ -77,6 +77,11 @@ type TrainerOptions struct {
 	// F32Head keeps an F32 copy of the output matrix (vocab × n_embd × 4 bytes); a
 	// quantized head makes every step many times slower.
 	F32Head bool
+	// LoRADropout is the dropout probability on each adapter's input during
+	// training steps (PEFT's lora_dropout; FireAct's 0.05): the adapter computes
+	// B·A·dropout(x) while the frozen W still sees x. Masks are drawn from Seed, the
+	// step and the micro-batch, so a resumed run draws the same ones. 0: none.
+	LoRADropout float32
 	// ResumeAdapter starts from the A/B of an adapter file instead of fresh ones.
 	ResumeAdapter string
 	// Backward selects how gradients pass through frozen weights (dx = Wᵀ·dy):
@@ -152,6 +157,12 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 			}
 		}
 	}
+	if opts.LoRADropout < 0 || opts.LoRADropout >= 1 {
+		return nil, fmt.Errorf("llama: trainer: LoRA dropout %g outside [0, 1)", opts.LoRADropout)
+	}
+	if opts.Full && opts.LoRADropout > 0 {
+		return nil, fmt.Errorf("llama: trainer: LoRA dropout applies to LoRA training, not full training")
+	}
 	if opts.Beta1 == 0 {
 		opts.Beta1 = 0.9
 	}
@@ -199,7 +210,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		full: C.bool(opts.Full), n_threads: C.int32_t(opts.Threads), optimizer: optimizer,
 		weight_decay: C.float(opts.WeightDecay), beta1: C.float(opts.Beta1), beta2: C.float(opts.Beta2),
 		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
-		backward: backward,
+		backward: backward, lora_dropout: C.float(opts.LoRADropout),
 	}
 	var cres *C.char
 	if opts.ResumeAdapter != "" {
@@ -245,12 +256,89 @@ func (t *Trainer) Step(b TrainBatch, lr float32) (StepResult, error) {
 	return t.run(b, true, lr)
 }
 
+// StepAccumulate runs one optimizer step over several micro-batches (gradient
+// accumulation): the step's examples need not fit in one graph. Each micro-batch's
+// gradient is weighted by its share of the step's scored tokens, so the update is
+// that of one batch holding all of them (up to float rounding), and the returned
+// loss is the mean over all scored tokens. One micro-batch is exactly Step.
+func (t *Trainer) StepAccumulate(bs []TrainBatch, lr float32) (StepResult, error) {
+	if len(bs) == 0 {
+		return StepResult{}, fmt.Errorf("llama: train step: no micro-batches")
+	}
+	if len(bs) == 1 {
+		return t.Step(bs[0], lr)
+	}
+	total := 0
+	for i, b := range bs {
+		n := b.Scored()
+		if n == 0 {
+			return StepResult{}, fmt.Errorf("llama: train step: micro-batch %d has no scored tokens", i)
+		}
+		total += n
+	}
+	var sum float64
+	for i, b := range bs {
+		r, err := t.accumulate(b, float32(float64(b.Scored())/float64(total)), i == 0)
+		if err != nil {
+			return StepResult{}, fmt.Errorf("llama: train step: micro-batch %d of %d: %w", i+1, len(bs), err)
+		}
+		sum += r.Loss * float64(r.Scored)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return StepResult{}, ErrClosed
+	}
+	var errBuf [errBufLen]C.char
+	t.m.mu.RLock()
+	rc := C.fa_train_apply(t.c, C.float(lr), &errBuf[0], errBufLen)
+	t.m.mu.RUnlock()
+	if rc != 0 {
+		return StepResult{}, fmt.Errorf("llama: train step: %s", cErr(errBuf[:]))
+	}
+	return StepResult{Loss: sum / float64(total), Scored: total}, nil
+}
+
+// Scored counts the tokens the trainer scores: targets that are not their
+// sequence's first token (the rule of fa_train_step).
+func (b TrainBatch) Scored() int {
+	n, s := 0, 0
+	for i, tg := range b.Target {
+		first := i == 0
+		for s < len(b.SeqStart) && b.SeqStart[s] <= i {
+			first = first || b.SeqStart[s] == i
+			s++
+		}
+		if tg && !first {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *Trainer) accumulate(b TrainBatch, weight float32, first bool) (StepResult, error) {
+	return t.call(b, func(ct *C.fa_trainer, tok *C.llama_token, tg *C.uint8_t, n C.int32_t, st *C.int32_t, ns C.int32_t,
+		loss *C.float, scored *C.int32_t, e *C.char) C.int32_t {
+		return C.fa_train_accumulate(ct, tok, tg, n, st, ns, C.float(weight), C.bool(first), loss, scored, e, errBufLen)
+	})
+}
+
 // Eval returns the loss of a batch without changing anything.
 func (t *Trainer) Eval(b TrainBatch) (StepResult, error) {
 	return t.run(b, false, 0)
 }
 
 func (t *Trainer) run(b TrainBatch, train bool, lr float32) (StepResult, error) {
+	return t.call(b, func(ct *C.fa_trainer, tok *C.llama_token, tg *C.uint8_t, n C.int32_t, st *C.int32_t, ns C.int32_t,
+		loss *C.float, scored *C.int32_t, e *C.char) C.int32_t {
+		return C.fa_train_step(ct, tok, tg, n, st, ns, C.bool(train), C.float(lr), loss, scored, e, errBufLen)
+	})
+}
+
+// call copies a batch to C memory and runs f (a step, an evaluation or an
+// accumulation) on it.
+func (t *Trainer) call(b TrainBatch, f func(*C.fa_trainer, *C.llama_token, *C.uint8_t, C.int32_t, *C.int32_t, C.int32_t,
+	*C.float, *C.int32_t, *C.char) C.int32_t) (StepResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var r StepResult
@@ -288,8 +376,7 @@ func (t *Trainer) run(b TrainBatch, train bool, lr float32) (StepResult, error) 
 	var scored C.int32_t
 	var errBuf [errBufLen]C.char
 	t.m.mu.RLock()
-	rc := C.fa_train_step(t.c, ctoks, ctgt, C.int32_t(n), cst, C.int32_t(len(starts)), C.bool(train), C.float(lr),
-		&loss, &scored, &errBuf[0], errBufLen)
+	rc := f(t.c, ctoks, ctgt, C.int32_t(n), cst, C.int32_t(len(starts)), &loss, &scored, &errBuf[0])
 	t.m.mu.RUnlock()
 	if rc != 0 {
 		return r, fmt.Errorf("llama: train step: %s", cErr(errBuf[:]))

@@ -16,11 +16,14 @@ func finetuneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "finetune",
 		Usage: "LoRA (or full) fine-tune a GGUF model on trajectories from the store, a FireAct data file or plain text",
-		Description: "Defaults follow FireAct (rank 8, alpha 16, q,v, lr 3e-4, alpaca template) with loss on the\n" +
-			"agent's Thought/Action text only (--train-on-inputs for FireAct's exact recipe). Checkpoints go to\n" +
-			"OUT.ckpt; running the same command again resumes after a kill or Ctrl-C.",
+		Description: "Settings left unset come from --recipe: agent (default: loss on the agent's Thought/Action\n" +
+			"text only, cutoff 1024, a step per packed batch) or fireact (FireAct's run: 128 examples per step by\n" +
+			"gradient accumulation, 30 epochs, cutoff 512, 100 warm-up steps, LoRA dropout 0.05, loss on the whole\n" +
+			"text, 1% validation, the best adapter by validation loss). Checkpoints go to OUT.ckpt; running the\n" +
+			"same command again resumes after a kill or Ctrl-C.",
 		Flags: []cli.Flag{
 			storeDBFlag(),
+			&cli.StringFlag{Name: "recipe", Value: "agent", Usage: "defaults of every unset setting: agent (ours) or fireact (FireAct's run)"},
 			&cli.StringFlag{Name: "base", Required: true, Usage: "base GGUF model `FILE` (never modified)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output adapter (or model, with --full) `FILE`"},
 			&cli.StringSliceFlag{Name: "from-run", Usage: "train on the episodes of these runs (names or ids; repeatable or comma-separated)"},
@@ -34,20 +37,23 @@ func finetuneCommand() *cli.Command {
 			&cli.StringFlag{Name: "dataset-name", Usage: "name of the dataset recorded for a selection"},
 			&cli.StringFlag{Name: "template", Value: "alpaca", Usage: "alpaca (FireAct's) or chat (the model's chat template)"},
 			&cli.StringFlag{Name: "chat-template", Usage: "chat template text or llama.cpp built-in name (default: the model's)"},
-			&cli.BoolFlag{Name: "train-on-inputs", Usage: "score every token, not only the agent's (FireAct's exact recipe)"},
-			&cli.IntFlag{Name: "rank", Value: finetune.DefaultRank, Usage: "LoRA rank"},
+			&cli.BoolFlag{Name: "train-on-inputs", Usage: "score every token, not only the agent's (on in --recipe fireact)"},
+			&cli.IntFlag{Name: "rank", Usage: fmt.Sprintf("LoRA rank (default %d)", finetune.DefaultRank)},
+			&cli.Float64Flag{Name: "lora-dropout", Usage: "dropout on the adapters' input while training (agent 0, fireact 0.05)"},
 			&cli.Float64Flag{Name: "alpha", Usage: "LoRA alpha (default 2*rank)"},
-			&cli.StringFlag{Name: "targets", Value: "q,v", Usage: "LoRA targets: q,k,v,o,gate,up,down,output, all or all+output"},
-			&cli.Float64Flag{Name: "lr", Value: finetune.DefaultLR, Usage: "peak learning rate"},
-			&cli.IntFlag{Name: "epochs", Usage: fmt.Sprintf("passes over the data (default %d unless --max-steps)", finetune.DefaultEpochs)},
+			&cli.StringFlag{Name: "targets", Usage: "LoRA targets: q,k,v,o,gate,up,down,output, all or all+output (default q,v)"},
+			&cli.Float64Flag{Name: "lr", Usage: fmt.Sprintf("peak learning rate (default %g)", finetune.DefaultLR)},
+			&cli.IntFlag{Name: "epochs", Usage: fmt.Sprintf("passes over the data (agent %d, fireact 30; unused with only --max-steps)", finetune.DefaultEpochs)},
 			&cli.IntFlag{Name: "max-steps", Usage: "stop after this many optimizer steps"},
-			&cli.IntFlag{Name: "max-tokens", Value: finetune.DefaultMaxTokens, Usage: "tokens per packed step (no gradient accumulation: a step is one packed batch)"},
-			&cli.IntFlag{Name: "cutoff", Value: finetune.DefaultCutoff, Usage: "tokens per example; longer ones are truncated and counted"},
-			&cli.Float64Flag{Name: "warmup", Value: finetune.DefaultWarmup, Usage: "warm-up: fraction of the steps (< 1) or steps"},
-			&cli.StringFlag{Name: "schedule", Value: "linear", Usage: "decay after warm-up: linear, cosine or constant"},
-			&cli.Float64Flag{Name: "val", Value: finetune.DefaultVal, Usage: "validation fraction (< 1) or count; 0 for none"},
-			&cli.IntFlag{Name: "eval-every", Value: finetune.DefaultEvalEvery, Usage: "steps between validations"},
-			&cli.IntFlag{Name: "save-every", Value: finetune.DefaultSaveEvery, Usage: "steps between checkpoints"},
+			&cli.IntFlag{Name: "batch-examples", Usage: "examples per optimizer step, gradients accumulated over micro-batches of --max-tokens (agent 0: a step is one micro-batch; fireact 128)"},
+			&cli.IntFlag{Name: "max-tokens", Usage: fmt.Sprintf("tokens per packed micro-batch (agent %d, fireact 8192)", finetune.DefaultMaxTokens)},
+			&cli.IntFlag{Name: "cutoff", Usage: fmt.Sprintf("tokens per example; longer ones are truncated and counted (agent %d, fireact 512)", finetune.DefaultCutoff)},
+			&cli.Float64Flag{Name: "warmup", Usage: fmt.Sprintf("warm-up: fraction of the steps (< 1) or steps; 0 for none (agent %g, fireact 100)", finetune.DefaultWarmup)},
+			&cli.StringFlag{Name: "schedule", Usage: "decay after warm-up: linear (default), cosine or constant"},
+			&cli.Float64Flag{Name: "val", Usage: fmt.Sprintf("validation fraction (< 1) or count; 0 for none (agent %g, fireact 0.01)", finetune.DefaultVal)},
+			&cli.IntFlag{Name: "eval-every", Usage: fmt.Sprintf("steps between validations (agent %d, fireact 200)", finetune.DefaultEvalEvery)},
+			&cli.IntFlag{Name: "save-every", Usage: fmt.Sprintf("steps between checkpoints (agent %d, fireact 200)", finetune.DefaultSaveEvery)},
+			&cli.BoolFlag{Name: "keep-best", Usage: "write the adapter of the lowest validation loss, not the last (on in --recipe fireact)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of sampling, split, shuffle and LoRA init"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "CPU threads (0: all)"},
 			&cli.BoolFlag{Name: "full", Usage: "train every weight of a small F32 model and write the whole model"},
@@ -67,6 +73,7 @@ func finetuneCommand() *cli.Command {
 				EvalEvery: c.Int("eval-every"), SaveEvery: c.Int("save-every"), Seed: c.Uint64("seed"),
 				Threads: c.Int("threads"), Full: c.Bool("full"), F32Head: c.Bool("f32-head"), F32Base: c.Bool("f32-base"),
 				Optimizer: c.String("optimizer"), WeightDecay: float32(c.Float64("weight-decay")),
+				BatchExamples: c.Int("batch-examples"), KeepBest: c.Bool("keep-best"), LoRADropout: c.Float64("lora-dropout"),
 				Progress: c.App.ErrWriter,
 			}
 			for _, r := range c.StringSlice("from-run") {
@@ -76,22 +83,31 @@ func finetuneCommand() *cli.Command {
 					}
 				}
 			}
-			// 0 means "the default" inside finetune; the flags' 0 means "none".
-			if cfg.Val == 0 {
-				cfg.Val = -1
-			}
-			if cfg.Warmup == 0 {
-				cfg.Warmup = -1
+			// 0 means "the recipe's" inside finetune; a flag set to 0 means "none".
+			for _, f := range []struct {
+				name string
+				v    *float64
+			}{{"val", &cfg.Val}, {"warmup", &cfg.Warmup}, {"lora-dropout", &cfg.LoRADropout}} {
+				if c.IsSet(f.name) && *f.v == 0 {
+					*f.v = -1
+				}
 			}
 			var err error
+			if cfg.Recipe, err = finetune.ParseRecipe(c.String("recipe")); err != nil {
+				return err
+			}
 			if cfg.Template, err = finetune.ParseTemplate(c.String("template")); err != nil {
 				return err
 			}
-			if cfg.Schedule, err = finetune.ParseSchedule(c.String("schedule")); err != nil {
-				return err
+			if c.IsSet("schedule") {
+				if cfg.Schedule, err = finetune.ParseSchedule(c.String("schedule")); err != nil {
+					return err
+				}
 			}
-			if cfg.Targets, err = llama.ParseTargets(c.String("targets")); err != nil {
-				return err
+			if c.IsSet("targets") {
+				if cfg.Targets, err = llama.ParseTargets(c.String("targets")); err != nil {
+					return err
+				}
 			}
 			if cfg.Mix, err = finetune.ParseMix(c.String("mix")); err != nil {
 				return err
@@ -136,6 +152,9 @@ func finetuneCommand() *cli.Command {
 				fmt.Fprintf(w, " (resumed at step %d)", res.Resumed)
 			}
 			fmt.Fprintln(w)
+			if res.BestStep > 0 {
+				fmt.Fprintf(w, "kept the adapter of step %d (val loss %.4f)\n", res.BestStep, res.BestValLoss)
+			}
 			if !res.AlreadyDone {
 				fmt.Fprintf(w, "examples %d train, %d validation, %d truncated to %d tokens, %d with nothing to score skipped\n",
 					res.Examples, res.ValExamples, res.Truncated, res.Cutoff, res.Skipped)
