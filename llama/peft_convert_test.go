@@ -2,7 +2,9 @@ package llama
 
 import (
 	"context"
+	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fireact/fireact/llama/hf"
@@ -46,26 +48,46 @@ func textLogits(t *testing.T, m *Model, adapter *Adapter, text string) []float32
 // GGUF base with the converted PEFT adapter gives the logits of the HF
 // checkpoint with the adapter merged (W + s·B·A) and then converted, for
 // q, k, v, o and MLP targets, on a permuted (llama, GQA) and an unpermuted
-// (qwen2) architecture, with plain and rsLoRA scaling.
+// (qwen2) architecture, with plain and rsLoRA scaling, and with layer 1 at a
+// different rank (rank_pattern), where one alpha cannot express both scales.
 func TestPEFTToGGUFMatchesMergedCheckpoint(t *testing.T) {
 	const r = 4
 	const text = "Question: who directed the film? Thought: I need to search"
 	for _, tc := range []struct {
+		name    string
 		arch    string
 		alpha   float64
 		rslora  bool
-		scale   float64
+		rank1   int // rank of layer 1's targets
 		permute bool
 	}{
-		{"llama", 8, false, 8.0 / r, true},
-		{"qwen2", 8, true, 8.0 / 2, false}, // alpha/sqrt(r)
+		{"llama", "llama", 8, false, r, true},
+		{"qwen2-rslora", "qwen2", 8, true, r, false},
+		{"llama-rslora-rank-pattern", "llama", 8, true, 8, true},
 	} {
-		t.Run(tc.arch, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			basePath, base := hftest.WriteBase(t, dir, tc.arch)
 			targets := hftest.Targets(t, base, r, 3)
+			cfg := hftest.Config(r, tc.alpha, tc.rslora)
+			if tc.rank1 != r {
+				pattern := map[string]any{}
+				for i, x := range hftest.Targets(t, base, tc.rank1, 4) {
+					if strings.HasPrefix(x.Module, "model.layers.1.") {
+						targets[i] = x
+						pattern[x.Module] = tc.rank1
+					}
+				}
+				cfg["rank_pattern"] = pattern
+			}
 			peftDir := filepath.Join(dir, "peft")
-			hftest.WritePEFT(t, peftDir, targets, hftest.Config(r, tc.alpha, tc.rslora))
+			hftest.WritePEFT(t, peftDir, targets, cfg)
+			scale := func(r int) float64 {
+				if tc.rslora {
+					return tc.alpha / math.Sqrt(float64(r))
+				}
+				return tc.alpha / float64(r)
+			}
 			adapterPath := filepath.Join(dir, "adapter.gguf")
 			conv, err := hf.PEFTToGGUF(context.Background(), peftDir, base, adapterPath)
 			if err != nil {
@@ -82,7 +104,7 @@ func TestPEFTToGGUFMatchesMergedCheckpoint(t *testing.T) {
 				t.Fatalf("permuted %v on %s, want %d tensors (q and k of each layer on llama only)", conv.Permuted, tc.arch, wantPerm)
 			}
 			mergedPath := filepath.Join(dir, "merged.gguf")
-			hftest.WriteMergedReference(t, base, mergedPath, targets, r, tc.scale, tc.permute)
+			hftest.WriteMergedReference(t, base, mergedPath, targets, scale, tc.permute)
 
 			bm := loadModelT(t, basePath)
 			ad, err := bm.LoadAdapter(adapterPath)

@@ -155,7 +155,7 @@ func TestPEFTRejects(t *testing.T) {
 		d := filepath.Join(dir, "shape")
 		// k_proj (in 64, out 32) saved the other way round.
 		k := hftest.Targets(t, base, 2, 1)[1]
-		bad := []hftest.Linear{{Module: k.Module, In: k.Out, Out: k.In, A: k.B, B: k.A}}
+		bad := []hftest.Linear{{Module: k.Module, In: k.Out, Out: k.In, R: k.R, A: k.B, B: k.A}}
 		hftest.WritePEFT(t, d, bad, hftest.Config(2, 4, false))
 		_, err := hf.PEFTToGGUF(context.Background(), d, base, filepath.Join(d, "out.gguf"))
 		if err == nil || !strings.Contains(err.Error(), "k_proj.lora_A.weight") || !strings.Contains(err.Error(), "do not fit") {

@@ -46,6 +46,7 @@ type Linear struct {
 	Module  string // e.g. "model.layers.0.self_attn.q_proj"
 	GGUF    string // e.g. "blk.0.attn_q.weight"
 	In, Out int
+	R       int // rank
 	A, B    []float32
 }
 
@@ -68,7 +69,7 @@ func Targets(t testing.TB, base *gguf.File, r int, seed uint64) []Linear {
 			if !ok {
 				t.Fatalf("base has no %s", name)
 			}
-			x := Linear{Module: fmt.Sprintf("model.layers.%d.%s", l, k.hf), GGUF: name, In: int(bt.Shape[0]), Out: int(bt.Shape[1])}
+			x := Linear{Module: fmt.Sprintf("model.layers.%d.%s", l, k.hf), GGUF: name, In: int(bt.Shape[0]), Out: int(bt.Shape[1]), R: r}
 			x.A = make([]float32, r*x.In)
 			x.B = make([]float32, x.Out*r)
 			for i := range x.A {
@@ -108,13 +109,12 @@ func WritePEFT(t testing.TB, dir string, targets []Linear, cfg map[string]any) {
 	if err := os.WriteFile(filepath.Join(dir, hf.PEFTConfigFile), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := int64(cfg["r"].(int))
 	var ts []hf.TensorData
 	for _, x := range targets {
 		p := "base_model.model." + x.Module
 		ts = append(ts,
-			hf.TensorData{Name: p + ".lora_A.weight", DType: hf.F32, Shape: []int64{r, int64(x.In)}, Data: gguf.EncodeF32(x.A)},
-			hf.TensorData{Name: p + ".lora_B.weight", DType: hf.F32, Shape: []int64{int64(x.Out), r}, Data: gguf.EncodeF32(x.B)})
+			hf.TensorData{Name: p + ".lora_A.weight", DType: hf.F32, Shape: []int64{int64(x.R), int64(x.In)}, Data: gguf.EncodeF32(x.A)},
+			hf.TensorData{Name: p + ".lora_B.weight", DType: hf.F32, Shape: []int64{int64(x.Out), int64(x.R)}, Data: gguf.EncodeF32(x.B)})
 	}
 	if err := hf.WriteSafetensors(filepath.Join(dir, hf.PEFTWeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func Permute(w []float32, rows, cols, nHead int) []float32 {
 // merge_and_unload() followed by convert_hf_to_gguf.py: each target's HF
 // weight (the base GGUF weight with the Q/K permutation undone) plus
 // scale·B·A, permuted again for llama, everything F32.
-func WriteMergedReference(t testing.TB, base *gguf.File, path string, targets []Linear, r int, scale float64, permute bool) {
+func WriteMergedReference(t testing.TB, base *gguf.File, path string, targets []Linear, scale func(r int) float64, permute bool) {
 	t.Helper()
 	a := base.Architecture()
 	nh, _ := base.Uint(a + ".attention.head_count")
@@ -202,10 +202,10 @@ func WriteMergedReference(t testing.TB, base *gguf.File, path string, targets []
 		for o := 0; o < x.Out; o++ {
 			for i := 0; i < x.In; i++ {
 				var d float64
-				for k := 0; k < r; k++ {
-					d += float64(x.B[o*r+k]) * float64(x.A[k*x.In+i])
+				for k := 0; k < x.R; k++ {
+					d += float64(x.B[o*x.R+k]) * float64(x.A[k*x.In+i])
 				}
-				w[o*x.In+i] = float32(float64(w[o*x.In+i]) + scale*d)
+				w[o*x.In+i] = float32(float64(w[o*x.In+i]) + scale(x.R)*d)
 			}
 		}
 		if heads > 0 {
