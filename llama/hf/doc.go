@@ -1,6 +1,6 @@
 // Package hf reads and writes Hugging Face formats in pure Go and converts
-// them to and from the GGUF files llama.cpp runs: safetensors files and PEFT
-// LoRA adapters (adapter_config.json + adapter_model.safetensors).
+// them to and from the GGUF files llama.cpp runs, e.g. safetensors files and
+// PEFT LoRA adapters (adapter_config.json + adapter_model.safetensors).
 //
 // Orientation conventions, which every conversion here depends on:
 //   - A Hugging Face nn.Linear weight of torch shape [out, in] is stored row by

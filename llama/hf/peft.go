@@ -76,8 +76,12 @@ func ReadPEFTConfig(dir string) (*PEFTConfig, error) {
 }
 
 // archInfo says how convert_hf_to_gguf.py treats an architecture's Q and K
-// projections. Only architectures checked against llama.cpp's converter are
-// listed: converting for another one fails instead of guessing.
+// projections. Only architectures checked against llama.cpp are listed:
+// converting for another one fails instead of guessing. The permutation goes
+// with the RoPE variant (llama_model_rope_type in llama-model.cpp): llama
+// uses LLAMA_ROPE_TYPE_NORM, which rotates adjacent pairs, so the converter
+// reorders HF's rotate_half layout for it; qwen2 and qwen3 use
+// LLAMA_ROPE_TYPE_NEOX, HF's own layout, and are converted unchanged.
 type archInfo struct {
 	// permuteQK: LlamaModel.modify_tensors reorders the rows of q_proj (with
 	// n_head) and k_proj (with n_head_kv).
