@@ -50,8 +50,8 @@ type Linear struct {
 	A, B    []float32
 }
 
-// Targets lists every projection of every layer, in HF names, with the
-// shapes of base.
+// Targets makes a random rank-r LoRA (seeded) for every projection of every
+// layer of base, in HF names and orientation.
 func Targets(t testing.TB, base *gguf.File, r int, seed uint64) []Linear {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
