@@ -76,6 +76,7 @@ func newApp() *cli.App {
 		// Commands are defined one per file; keep this list sorted by name.
 		Commands: []*cli.Command{
 			completeCommand(),
+			convertCommand(),
 			demoCommand(),
 			evalCommand(),
 			exportCommand(),
@@ -84,6 +85,7 @@ func newApp() *cli.App {
 			importCommand(),
 			indexCommand(),
 			infoCommand(),
+			mergeCommand(),
 			perplexityCommand(),
 			questionsCommand(),
 			reportCommand(),
