@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,4 +275,30 @@ func TestOpenAISendsExplicitSampling(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRetryCapsResponseBody: a body over MaxResponseBytes fails with
+// ErrResponseTooLarge after one request, instead of being read into memory
+// whole and retried.
+func TestRetryCapsResponseBody(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Write([]byte(`{"choices":[{"text":"` + strings.Repeat("a", 4096) + `"}]}`))
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: &Retry{MaxAttempts: 3, Base: time.Millisecond, MaxResponseBytes: 1024}}
+	resp, err := c.Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, ErrResponseTooLarge) || calls.Load() != 1 {
+		t.Fatalf("get = %v after %d calls; want ErrResponseTooLarge after 1", err, calls.Load())
+	}
+	small := &http.Client{Transport: &Retry{MaxResponseBytes: 8192}}
+	resp, err = small.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }
