@@ -37,6 +37,9 @@ type SerpAPI struct {
 // serpAttemptTimeout bounds one SerpAPI request; Retry tries again after it.
 const serpAttemptTimeout = 30 * time.Second
 
+// serpMaxBody bounds a SerpAPI response (they are tens of kilobytes).
+const serpMaxBody = 8 << 20
+
 // NewSerpAPI returns a SerpAPI tool with the key from SERPAPI_API_KEY whose
 // client retries 429, 5xx and timeouts with backoff, as the LLM clients do: a
 // transient failure of the search API must not end an episode.
@@ -49,7 +52,7 @@ func NewSerpAPI(baseURL string) (*SerpAPI, error) {
 }
 
 func newSerpClient() *http.Client {
-	return &http.Client{Transport: &Retry{AttemptTimeout: serpAttemptTimeout}}
+	return &http.Client{Transport: &Retry{AttemptTimeout: serpAttemptTimeout, MaxResponseBytes: serpMaxBody}}
 }
 
 // serpResult is what FireAct's extract_answer reads from a SerpAPI response.
@@ -137,7 +140,7 @@ func (s *SerpAPI) Call(ctx context.Context, action, arg string) (Observation, er
 		return Observation{}, fmt.Errorf("serpapi: %w", stripURL(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, serpMaxBody))
 	if err != nil {
 		return Observation{}, fmt.Errorf("serpapi: read response: %w", err)
 	}

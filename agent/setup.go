@@ -24,7 +24,7 @@ type SearchOptions struct {
 	// BaseURL overrides SerpAPI's endpoint.
 	BaseURL string
 	// ReplayFrom are the cache namespaces replay reads (default: serpapi and,
-	// with a corpus, local:<corpus>).
+	// with a corpus in the store, LocalCacheBackend of its current version).
 	ReplayFrom []string
 	// Noise is the probability of FireAct's noisy observation (0: clean),
 	// drawn with Seed; NoiseQueries are the "other queries" of swapped
@@ -72,12 +72,11 @@ func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, erro
 				if err != nil {
 					return nil, fmt.Errorf("agent: replay: %w", err)
 				}
+				// Only results of the corpus's current content replay, as
+				// for the cache in front of local search.
 				if v.Docs > 0 {
 					from = append(from, LocalCacheBackend(v))
 				}
-				// Results cached before corpora had fingerprints (or
-				// imported without the corpus) live under the bare name.
-				from = append(from, "local:"+o.Corpus)
 			}
 		}
 		t = &Replay{Store: s, Backends: from}

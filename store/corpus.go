@@ -74,11 +74,21 @@ type CorpusVersion struct {
 // was never indexed has Docs 0 (and no error). A corpus indexed before
 // fingerprints existed gets its fingerprint computed and saved here, once.
 func (s *Store) CorpusVersion(ctx context.Context, corpus string) (CorpusVersion, error) {
-	var v CorpusVersion
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	v := CorpusVersion{Corpus: corpus}
+	// A plain read first: every run and served agent request asks, and a
+	// write transaction would queue them behind episode writes.
+	err := s.db.QueryRowContext(ctx, `SELECT fingerprint, docs FROM corpus_versions WHERE collection = ?`, corpus).Scan(&v.Fingerprint, &v.Docs)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return v, nil
+	case err != nil:
+		return CorpusVersion{}, fmt.Errorf("store: corpus %s version: %w", corpus, err)
+	case v.Fingerprint != "" || v.Docs == 0:
+		return v, nil
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		v, err = corpusVersion(ctx, tx, corpus)
-		if err != nil || v.Docs == 0 {
+		if v, err = corpusVersion(ctx, tx, corpus); err != nil || v.Docs == 0 {
 			return err
 		}
 		return putCorpusVersion(ctx, tx, v)
