@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -78,7 +81,7 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 		retry.Next = hc.Transport
 	}
 	hc.Transport = retry
-	cfg.HTTPClient = hc
+	cfg.HTTPClient = explicitSampling{next: hc}
 	conc := opts.Concurrency
 	if conc <= 0 {
 		conc = 4
@@ -107,6 +110,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Response, error) {
 		r   Response
 		err error
 	)
+	ctx = context.WithValue(ctx, samplingKey{}, wireSamplingOf(req))
 	if req.Messages == nil && o.opts.Completions {
 		r, err = o.completion(ctx, req)
 	} else {
@@ -128,7 +132,6 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Response, error) {
 func (o *OpenAI) completion(ctx context.Context, req Request) (Response, error) {
 	cr := openai.CompletionRequest{
 		Model: o.opts.Model, Prompt: req.Prompt, Stop: req.Stop, MaxTokens: req.MaxTokens,
-		Temperature: float32(req.Temperature), TopP: float32(req.TopP),
 	}
 	if req.Seed != 0 {
 		seed := int(req.Seed)
@@ -159,7 +162,6 @@ func (o *OpenAI) chat(ctx context.Context, req Request) (Response, error) {
 	}
 	cr := openai.ChatCompletionRequest{
 		Model: o.opts.Model, Messages: cm, Stop: req.Stop, MaxTokens: req.MaxTokens,
-		Temperature: float32(req.Temperature), TopP: float32(req.TopP),
 	}
 	if req.Seed != 0 {
 		seed := int(req.Seed)
@@ -175,6 +177,64 @@ func (o *OpenAI) chat(ctx context.Context, req Request) (Response, error) {
 	return Response{Text: trimStops(resp.Choices[0].Message.Content, req.Stop), FinishReason: string(resp.Choices[0].FinishReason),
 		PromptTokens: resp.Usage.PromptTokens, GeneratedTokens: resp.Usage.CompletionTokens,
 		CachedTokens: cachedTokens(resp.Usage)}, nil
+}
+
+// samplingKey is the context key of the wireSampling of one request.
+type samplingKey struct{}
+
+// wireSampling is the temperature and top_p a request puts on the wire.
+type wireSampling struct {
+	Temperature float64
+	TopP        float64
+}
+
+// wireSamplingOf maps a request's sampling to the API's: top_p 0 means "off"
+// here (as for the local engine), which the API spells 1; 0 itself would make
+// vLLM refuse the request and other servers decode greedily.
+func wireSamplingOf(req Request) wireSampling {
+	w := wireSampling{Temperature: max(req.Temperature, 0), TopP: req.TopP}
+	if w.TopP <= 0 || w.TopP > 1 {
+		w.TopP = 1
+	}
+	return w
+}
+
+// explicitSampling writes temperature and top_p into every request body
+// whose context carries a wireSampling. go-openai tags both fields omitempty,
+// so a temperature of 0 never leaves the client and the server samples at its
+// default (1.0 for OpenAI and vLLM): a greedy teacher would be sampled.
+// go-openai offers no way to send an explicit zero, so the JSON body is
+// patched on its way to the transport.
+type explicitSampling struct {
+	next openai.HTTPDoer
+}
+
+// Do implements openai.HTTPDoer.
+func (e explicitSampling) Do(req *http.Request) (*http.Response, error) {
+	ws, ok := req.Context().Value(samplingKey{}).(wireSampling)
+	if !ok || req.Body == nil || req.Method != http.MethodPost {
+		return e.next.Do(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, fmt.Errorf("request body to %s is not a JSON object: %w", req.URL.Path, err)
+	}
+	// float64 values marshal as written (0.7, not float32's 0.699999988).
+	fields["temperature"], _ = json.Marshal(ws.Temperature)
+	fields["top_p"], _ = json.Marshal(ws.TopP)
+	if body, err = json.Marshal(fields); err != nil {
+		return nil, fmt.Errorf("encode request body: %w", err)
+	}
+	rq := req.Clone(req.Context())
+	rq.Body = io.NopCloser(bytes.NewReader(body))
+	rq.ContentLength = int64(len(body))
+	rq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return e.next.Do(rq)
 }
 
 func cachedTokens(u openai.Usage) int {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,4 +210,99 @@ func TestRetryAfterAndPrice(t *testing.T) {
 	if _, err := ParsePrice("x"); err == nil {
 		t.Fatal("ParsePrice(x) succeeded")
 	}
+}
+
+// TestOpenAISendsExplicitSampling reads the wire body of chat and completion
+// requests on a 127.0.0.1 server: temperature 0 (greedy, FireAct's setting)
+// must be in it, since a server that sees no temperature samples at 1.0; top_p
+// 0 ("off") goes out as 1, and other values as written.
+func TestOpenAISendsExplicitSampling(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []map[string]json.RawMessage
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		usage := `"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}`
+		if r.URL.Path == "/v1/completions" {
+			fmt.Fprintf(w, `{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"text":" Paris","index":0,"logprobs":null,"finish_reason":"stop"}],%s}`, usage)
+			return
+		}
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"logprobs":null,"finish_reason":"stop"}],%s}`, usage)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name        string
+		completions bool
+		temp, topP  float64
+		wantT       string
+		wantP       string
+	}{
+		{"chat greedy", false, 0, 0, "0", "1"},
+		{"completions greedy", true, 0, 1, "0", "1"},
+		{"chat sampled", false, 0.7, 0.9, "0.7", "0.9"},
+		{"completions sampled", true, 0.7, 0.95, "0.7", "0.95"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			llm, err := NewOpenAI(OpenAIOptions{Model: "gpt-3.5-turbo-instruct", BaseURL: srv.URL + "/v1", Key: "k", Completions: tc.completions})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			bodies = nil
+			mu.Unlock()
+			r, err := llm.Complete(context.Background(), Request{Prompt: "Capital of France?", MaxTokens: 8, Temperature: tc.temp, TopP: tc.topP})
+			if err != nil || !strings.Contains(r.Text, "Paris") {
+				t.Fatalf("Complete = %+v, %v", r, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(bodies) != 1 {
+				t.Fatalf("%d requests", len(bodies))
+			}
+			b := bodies[0]
+			if got, ok := b["temperature"]; !ok || string(got) != tc.wantT {
+				t.Errorf("temperature on the wire = %s (present %v), want %s", got, ok, tc.wantT)
+			}
+			if got, ok := b["top_p"]; !ok || string(got) != tc.wantP {
+				t.Errorf("top_p on the wire = %s (present %v), want %s", got, ok, tc.wantP)
+			}
+			if _, ok := b["prompt"]; ok != tc.completions {
+				t.Errorf("prompt field present %v on the %s endpoint", ok, tc.name)
+			}
+		})
+	}
+}
+
+// TestRetryCapsResponseBody: a body over MaxResponseBytes fails with
+// ErrResponseTooLarge after one request, instead of being read into memory
+// whole and retried.
+func TestRetryCapsResponseBody(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Write([]byte(`{"choices":[{"text":"` + strings.Repeat("a", 4096) + `"}]}`))
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: &Retry{MaxAttempts: 3, Base: time.Millisecond, MaxResponseBytes: 1024}}
+	resp, err := c.Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, ErrResponseTooLarge) || calls.Load() != 1 {
+		t.Fatalf("get = %v after %d calls; want ErrResponseTooLarge after 1", err, calls.Load())
+	}
+	small := &http.Client{Transport: &Retry{MaxResponseBytes: 8192}}
+	resp, err = small.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 )
+
+// DefaultMaxResponseBytes bounds a response body read by Retry: far above any
+// completion or search result.
+const DefaultMaxResponseBytes = 64 << 20
+
+// ErrResponseTooLarge is returned for a response body over
+// Retry.MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("response body too large")
 
 // Retry is an http.RoundTripper that retries a request on 429, 5xx and
 // timeouts with exponential backoff and full jitter, waiting at least what a
@@ -24,6 +33,10 @@ type Retry struct {
 	Base, MaxDelay time.Duration
 	// AttemptTimeout bounds one try, so a hung reply is retried (0: none).
 	AttemptTimeout time.Duration
+	// MaxResponseBytes bounds a response body, which is read into memory
+	// (0: DefaultMaxResponseBytes); a longer one fails without a retry, so a
+	// broken or hostile server cannot make the client allocate without bound.
+	MaxResponseBytes int64
 	// Retries counts the retries made (for tests and reports).
 	Retries atomic.Int64
 }
@@ -86,11 +99,18 @@ func (r *Retry) try(ctx context.Context, next http.RoundTripper, req *http.Reque
 	}
 	// Read the body now, inside the attempt's deadline, so that a reply that
 	// stalls mid-body is a retried timeout too, and release the context.
-	b, rerr := io.ReadAll(resp.Body)
+	limit := r.MaxResponseBytes
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	cancel()
 	if rerr != nil {
 		return nil, fmt.Errorf("retry: read response: %w", rerr)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("retry: HTTP %d from %s: %w (over %d bytes)", resp.StatusCode, req.URL.Host, ErrResponseTooLarge, limit)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	return resp, nil
@@ -111,6 +131,9 @@ func (r *Retry) shouldRetry(ctx context.Context, resp *http.Response, err error,
 	// Full jitter: uniform in [0, base*2^(attempt-1)], capped.
 	ceil := min(base<<(attempt-1), maxd)
 	wait := time.Duration(rand.Int64N(int64(ceil) + 1))
+	if errors.Is(err, ErrResponseTooLarge) {
+		return false, 0
+	}
 	if err != nil {
 		// With the caller's context alive, a transport error (refused, reset,
 		// attempt timeout) is transient.

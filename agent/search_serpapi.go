@@ -29,28 +29,90 @@ type SerpAPI struct {
 	Key string
 	// BaseURL overrides DefaultSerpAPIURL (tests point it at 127.0.0.1).
 	BaseURL string
-	Client  *http.Client
+	// Client sends the requests; nil uses one that retries 429, 5xx and
+	// timeouts (as NewSerpAPI's does).
+	Client *http.Client
 }
 
-// NewSerpAPI returns a SerpAPI tool with the key from SERPAPI_API_KEY.
+// serpAttemptTimeout bounds one SerpAPI request; Retry tries again after it.
+const serpAttemptTimeout = 30 * time.Second
+
+// serpMaxBody bounds a SerpAPI response (they are tens of kilobytes).
+const serpMaxBody = 8 << 20
+
+// NewSerpAPI returns a SerpAPI tool with the key from SERPAPI_API_KEY whose
+// client retries 429, 5xx and timeouts with backoff, as the LLM clients do: a
+// transient failure of the search API must not end an episode.
 func NewSerpAPI(baseURL string) (*SerpAPI, error) {
 	key := os.Getenv(SerpAPIKeyEnv)
 	if key == "" {
 		return nil, fmt.Errorf("serpapi: set %s", SerpAPIKeyEnv)
 	}
-	return &SerpAPI{Key: key, BaseURL: baseURL, Client: &http.Client{Timeout: 30 * time.Second}}, nil
+	return &SerpAPI{Key: key, BaseURL: baseURL, Client: newSerpClient()}, nil
 }
 
-type serpResponse struct {
-	Error     string `json:"error"`
-	AnswerBox *struct {
-		Answer                  string   `json:"answer"`
-		Snippet                 string   `json:"snippet"`
-		SnippetHighlightedWords []string `json:"snippet_highlighted_words"`
-	} `json:"answer_box"`
-	OrganicResults []struct {
-		Snippet string `json:"snippet"`
-	} `json:"organic_results"`
+func newSerpClient() *http.Client {
+	return &http.Client{Transport: &Retry{AttemptTimeout: serpAttemptTimeout, MaxResponseBytes: serpMaxBody}}
+}
+
+// serpResult is what FireAct's extract_answer reads from a SerpAPI response.
+type serpResult struct {
+	Error string
+	// BoxAnswer, BoxSnippet and BoxHighlight are answer_box.answer,
+	// .snippet and .snippet_highlighted_words[0].
+	BoxAnswer, BoxSnippet, BoxHighlight string
+	// OrganicSnippet is organic_results[0].snippet.
+	OrganicSnippet string
+}
+
+// parseSerp decodes a SerpAPI response. Only a body that is not a JSON object
+// is an error: SerpAPI's result blocks vary by query (an answer_box may be a
+// list of boxes, an answer a number), so a field of another type than the one
+// read is skipped, and the next source in FireAct's order answers instead.
+func parseSerp(body []byte) (serpResult, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return serpResult{}, err
+	}
+	r := serpResult{Error: jsonString(top["error"])}
+	if box := firstObject(top["answer_box"]); box != nil {
+		r.BoxAnswer = jsonString(box["answer"])
+		r.BoxSnippet = jsonString(box["snippet"])
+		var words []json.RawMessage
+		if json.Unmarshal(box["snippet_highlighted_words"], &words) == nil && len(words) > 0 {
+			r.BoxHighlight = jsonString(words[0])
+		}
+	}
+	if first := firstObject(top["organic_results"]); first != nil {
+		r.OrganicSnippet = jsonString(first["snippet"])
+	}
+	return r, nil
+}
+
+// jsonString is raw as a string, or "" when it is absent or of another type.
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// firstObject is raw as an object, or the first element of raw as an array
+// of objects; nil otherwise.
+func firstObject(raw json.RawMessage) map[string]json.RawMessage {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) == nil {
+		return obj
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil || len(list) == 0 {
+		return nil
+	}
+	if json.Unmarshal(list[0], &obj) != nil {
+		return nil
+	}
+	return obj
 }
 
 // Call implements Tool.
@@ -70,7 +132,7 @@ func (s *SerpAPI) Call(ctx context.Context, action, arg string) (Observation, er
 	}
 	client := s.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = newSerpClient()
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -78,33 +140,33 @@ func (s *SerpAPI) Call(ctx context.Context, action, arg string) (Observation, er
 		return Observation{}, fmt.Errorf("serpapi: %w", stripURL(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, serpMaxBody))
 	if err != nil {
 		return Observation{}, fmt.Errorf("serpapi: read response: %w", err)
 	}
-	var r serpResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return Observation{}, fmt.Errorf("serpapi: HTTP %d: bad JSON: %w", resp.StatusCode, err)
-	}
+	r, perr := parseSerp(body)
 	if resp.StatusCode != http.StatusOK {
-		return Observation{}, fmt.Errorf("serpapi: HTTP %d: %s", resp.StatusCode, turn.Clip(strings.ReplaceAll(r.Error, s.Key, "[redacted]"), 200))
+		msg := r.Error
+		if perr != nil {
+			msg = string(body)
+		}
+		if s.Key != "" {
+			msg = strings.ReplaceAll(msg, s.Key, "[redacted]")
+		}
+		return Observation{}, fmt.Errorf("serpapi: HTTP %d: %s", resp.StatusCode, turn.Clip(msg, 200))
+	}
+	if perr != nil {
+		return Observation{}, fmt.Errorf("serpapi: HTTP %d: bad JSON: %w", resp.StatusCode, perr)
 	}
 	return Observation{Text: serpAnswer(r)}, nil
 }
 
-func serpAnswer(r serpResponse) string {
-	if b := r.AnswerBox; b != nil {
-		switch {
-		case b.Answer != "":
-			return b.Answer
-		case b.Snippet != "":
-			return b.Snippet
-		case len(b.SnippetHighlightedWords) > 0:
-			return b.SnippetHighlightedWords[0]
+// serpAnswer picks the observation in FireAct's order.
+func serpAnswer(r serpResult) string {
+	for _, a := range []string{r.BoxAnswer, r.BoxSnippet, r.BoxHighlight, r.OrganicSnippet} {
+		if a != "" {
+			return a
 		}
-	}
-	if len(r.OrganicResults) > 0 && r.OrganicResults[0].Snippet != "" {
-		return r.OrganicResults[0].Snippet
 	}
 	return NoneObservation
 }

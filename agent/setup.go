@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/fireact/fireact/store"
@@ -23,7 +24,7 @@ type SearchOptions struct {
 	// BaseURL overrides SerpAPI's endpoint.
 	BaseURL string
 	// ReplayFrom are the cache namespaces replay reads (default: serpapi and,
-	// with a corpus, local:<corpus>).
+	// with a corpus in the store, LocalCacheBackend of its current version).
 	ReplayFrom []string
 	// Noise is the probability of FireAct's noisy observation (0: clean),
 	// drawn with Seed; NoiseQueries are the "other queries" of swapped
@@ -35,8 +36,10 @@ type SearchOptions struct {
 
 // NewSearch builds the search tool chain of a run: the backend, behind the
 // store's tool cache (except replay, which is the cache), behind the noise
-// injector when Noise > 0. It returns nil for SearchNone.
-func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
+// injector when Noise > 0. It returns nil for SearchNone. Local search over a
+// corpus that is missing or empty fails here, before any question runs:
+// otherwise every search would answer NoResult and the cache keep it.
+func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, error) {
 	var t Tool
 	switch o.Backend {
 	case SearchNone, "":
@@ -45,7 +48,15 @@ func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
 		if o.Corpus == "" {
 			return nil, fmt.Errorf("agent: local search needs a corpus name (fireact index FILE --corpus NAME)")
 		}
-		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus}, Store: s, Backend: "local:" + o.Corpus}
+		v, err := s.CorpusVersion(ctx, o.Corpus)
+		if err != nil {
+			return nil, fmt.Errorf("agent: local search: %w", err)
+		}
+		if v.Docs == 0 {
+			return nil, fmt.Errorf("agent: corpus %q in %s is missing or empty; index it first: fireact index FILE --corpus %s --db %s",
+				o.Corpus, s.Path(), o.Corpus, s.Path())
+		}
+		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus}, Store: s, Backend: LocalCacheBackend(v)}
 	case SearchSerpAPI:
 		sa, err := NewSerpAPI(o.BaseURL)
 		if err != nil {
@@ -57,7 +68,15 @@ func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
 		if len(from) == 0 {
 			from = []string{SearchSerpAPI}
 			if o.Corpus != "" {
-				from = append(from, "local:"+o.Corpus)
+				v, err := s.CorpusVersion(ctx, o.Corpus)
+				if err != nil {
+					return nil, fmt.Errorf("agent: replay: %w", err)
+				}
+				// Only results of the corpus's current content replay, as
+				// for the cache in front of local search.
+				if v.Docs > 0 {
+					from = append(from, LocalCacheBackend(v))
+				}
 			}
 		}
 		t = &Replay{Store: s, Backends: from}
@@ -71,4 +90,16 @@ func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
 		t = &Noise{Inner: t, P: o.Noise, Seed: o.Seed, Queries: o.NoiseQueries}
 	}
 	return t, nil
+}
+
+// LocalCacheBackend is the tool-cache namespace of local search over one
+// version of a corpus: "local:<corpus>@<fingerprint prefix>". Results cached
+// from other content (before a re-index) live under another name, so they
+// never answer for this one.
+func LocalCacheBackend(v store.CorpusVersion) string {
+	fp := v.Fingerprint
+	if len(fp) > 16 {
+		fp = fp[:16]
+	}
+	return "local:" + v.Corpus + "@" + fp
 }

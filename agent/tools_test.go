@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingTool answers "obs:<query>" and counts its calls.
@@ -205,8 +206,145 @@ func TestSerpAPI(t *testing.T) {
 	if _, err := bad.Call(context.Background(), "search", "x"); err == nil || strings.Contains(err.Error(), "wrong-key-123") {
 		t.Fatalf("bad key error = %v (must fail without echoing the key)", err)
 	}
-	down := &SerpAPI{Key: key, BaseURL: "http://127.0.0.1:1/search.json"}
+	down := &SerpAPI{Key: key, BaseURL: "http://127.0.0.1:1/search.json",
+		Client: &http.Client{Transport: &Retry{MaxAttempts: 2, Base: time.Millisecond}}}
 	if _, err := down.Call(context.Background(), "search", "x"); err == nil || strings.Contains(err.Error(), key) {
 		t.Fatalf("connection error = %v (must fail without the key)", err)
+	}
+}
+
+// serpBody is a SerpAPI Google response of the real shape (metadata, answer
+// box, organic results) with the given answer_box and organic_results JSON.
+func serpBody(answerBox, organic string) string {
+	b := `{"search_metadata":{"id":"6568a1b2c3","status":"Success","json_endpoint":"https://serpapi.com/searches/x.json","created_at":"2023-11-30 14:00:00 UTC","processed_at":"2023-11-30 14:00:00 UTC","total_time_taken":1.23},` +
+		`"search_parameters":{"engine":"google","q":"q","google_domain":"google.com","hl":"en","gl":"us","device":"desktop"},` +
+		`"search_information":{"organic_results_state":"Results for exact spelling","query_displayed":"q","total_results":1230000,"time_taken_displayed":0.41}`
+	if answerBox != "" {
+		b += `,"answer_box":` + answerBox
+	}
+	if organic != "" {
+		b += `,"organic_results":` + organic
+	}
+	return b + "}"
+}
+
+// TestSerpAPIRetriesAndOddFields: NewSerpAPI's client retries a 429, a 503 and
+// a reply slower than the attempt timeout, so the episode gets its answer; a
+// field of an unexpected type is skipped and the next source in FireAct's
+// order answers.
+func TestSerpAPIRetriesAndOddFields(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query().Get("q")
+		mu.Lock()
+		calls[q]++
+		n := calls[q]
+		mu.Unlock()
+		switch {
+		case q == "flaky" && n == 1:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(429)
+			w.Write([]byte(`{"error":"Your account has run out of searches."}`))
+			return
+		case q == "flaky" && n == 2:
+			w.WriteHeader(503)
+			w.Write([]byte(`<html><body>503 Service Unavailable</body></html>`))
+			return
+		case q == "slow" && n == 1:
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+			return
+		}
+		var body string
+		switch q {
+		case "flaky", "slow":
+			body = serpBody(`{"type":"organic_result","title":"Paris","answer":"Paris","snippet":"no"}`, "")
+		case "box list":
+			body = serpBody(`[{"type":"organic_result","snippet":"first box"},{"snippet":"second box"}]`, "")
+		case "number answer":
+			body = serpBody(`{"type":"calculator_result","answer":42,"snippet":"forty-two"}`, "")
+		case "odd words":
+			body = serpBody(`{"snippet_highlighted_words":[7,"x"],"snippet":null}`,
+				`[{"position":1,"title":"T","link":"https://example.com","snippet":"organic one","snippet_highlighted_words":["one"]}]`)
+		case "odd organic":
+			body = serpBody(`"not a box"`, `{"snippet":"an object, not a list"}`)
+		case "odd error":
+			body = `{"error":{"code":1},"organic_results":[{"snippet":"still here"}]}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	plain := &SerpAPI{Key: "serp-key", BaseURL: srv.URL, Client: srv.Client()}
+	for q, want := range map[string]string{"box list": "first box", "number answer": "forty-two",
+		"odd words": "organic one", "odd organic": "an object, not a list", "odd error": "still here"} {
+		o, err := plain.Call(context.Background(), "search", q)
+		if err != nil || o.Text != want {
+			t.Errorf("search %q = %q, %v; want %q", q, o.Text, err, want)
+		}
+	}
+	t.Setenv(SerpAPIKeyEnv, "serp-key")
+	s, err := NewSerpAPI(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, ok := s.Client.Transport.(*Retry)
+	if !ok {
+		t.Fatalf("NewSerpAPI's client transport is %T, want *Retry", s.Client.Transport)
+	}
+	rt.Base, rt.MaxDelay, rt.AttemptTimeout = time.Millisecond, 10*time.Millisecond, 300*time.Millisecond
+	for _, q := range []string{"flaky", "slow"} {
+		o, err := s.Call(context.Background(), "search", q)
+		if err != nil || o.Text != "Paris" {
+			t.Errorf("search %q = %q, %v; want Paris", q, o.Text, err)
+		}
+	}
+	if n := rt.Retries.Load(); n != 3 {
+		t.Errorf("retries = %d, want 3 (429, 503, timeout)", n)
+	}
+}
+
+// TestNewSearchLocalCorpus: local search over a corpus that is missing or
+// empty fails when the tool is built, naming the corpus and how to index it;
+// answers cached from one version of a corpus do not answer for the next
+// (a "No results found." cached before re-indexing is not served after).
+func TestNewSearchLocalCorpus(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	_, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki"})
+	if err == nil || !strings.Contains(err.Error(), `"wiki"`) || !strings.Contains(err.Error(), "fireact index") {
+		t.Fatalf("missing corpus: err = %v, want one naming the corpus and fireact index", err)
+	}
+	fillCorpus(t, s, "wiki", 2)
+	tool, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := tool.Call(ctx, "search", "number 7 museum city7"); err != nil || o.Text == "" {
+		t.Fatalf("search = %+v, %v", o, err)
+	}
+	if o, err := tool.Call(ctx, "search", "zeppelin"); err != nil || o.Text != NoResult {
+		t.Fatalf("search zeppelin = %+v, %v", o, err)
+	}
+	if err := s.AddCorpusDocs(ctx, []store.CorpusDoc{{Corpus: "wiki", Title: "Zeppelin", Text: "A zeppelin is a rigid airship."}}); err != nil {
+		t.Fatal(err)
+	}
+	tool, err = NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := tool.Call(ctx, "search", "zeppelin"); err != nil || o.Cached || o.Text != "A zeppelin is a rigid airship." {
+		t.Fatalf("after re-indexing, search zeppelin = %+v, %v; want the new page, not the cached miss", o, err)
+	}
+	// Replay reads the current version's namespace.
+	r, err := NewSearch(ctx, s, SearchOptions{Backend: SearchReplay, Corpus: "wiki"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := r.Call(ctx, "search", "Zeppelin"); err != nil || o.Text != "A zeppelin is a rigid airship." {
+		t.Fatalf("replay = %+v, %v", o, err)
 	}
 }

@@ -205,14 +205,14 @@ func (p *pipeline) index(ctx context.Context) (bool, error) {
 	return false, p.st.AddCorpusDocs(ctx, docs)
 }
 
-func (p *pipeline) search(noise float64) (agent.Tool, error) {
+func (p *pipeline) search(ctx context.Context, noise float64) (agent.Tool, error) {
 	// Noise swaps in the page of another entity of the dev split, FireAct's
 	// "observation of a random other query".
 	var others []string
 	for _, q := range p.w.Dev {
 		others = append(others, q.Hops...)
 	}
-	return agent.NewSearch(p.st, agent.SearchOptions{Backend: agent.SearchLocal, Corpus: p.corpus, Noise: noise, Seed: 1, NoiseQueries: others})
+	return agent.NewSearch(ctx, p.st, agent.SearchOptions{Backend: agent.SearchLocal, Corpus: p.corpus, Noise: noise, Seed: 1, NoiseQueries: others})
 }
 
 func allIndices(n int) []int {
@@ -241,7 +241,7 @@ func (p *pipeline) teacher(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	search, err := p.search(0)
+	search, err := p.search(ctx, 0)
 	if err != nil {
 		return false, err
 	}
@@ -396,7 +396,7 @@ func (p *pipeline) evaluate(ctx context.Context) (bool, error) {
 		if v.noisy {
 			noise = p.cfg.Noise
 		}
-		search, err := p.search(noise)
+		search, err := p.search(ctx, noise)
 		if err != nil {
 			return false, err
 		}

@@ -84,7 +84,7 @@ func runAgent(ctx context.Context, o AgentRunnerOptions, b Backend, req AgentReq
 	if req.Noise < 0 || req.Noise > 1 {
 		return resp, invalid("noise %g is not a probability", req.Noise)
 	}
-	search, err := agent.NewSearch(o.Store, agent.SearchOptions{Backend: backend, Corpus: o.Corpus, BaseURL: o.SerpAPIURL,
+	search, err := agent.NewSearch(ctx, o.Store, agent.SearchOptions{Backend: backend, Corpus: o.Corpus, BaseURL: o.SerpAPIURL,
 		Noise: req.Noise, Seed: req.NoiseSeed})
 	if err != nil {
 		return resp, invalid("%v", err)

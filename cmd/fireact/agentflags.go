@@ -152,7 +152,7 @@ func buildAgent(c *cli.Context, ls *llmSetup, search agent.Tool, methodName, tas
 }
 
 func buildSearch(c *cli.Context, s *store.Store, queries []string) (agent.Tool, error) {
-	return agent.NewSearch(s, agent.SearchOptions{Backend: c.String("search"), Corpus: c.String("corpus"),
+	return agent.NewSearch(c.Context, s, agent.SearchOptions{Backend: c.String("search"), Corpus: c.String("corpus"),
 		BaseURL: c.String("search-url"), Noise: c.Float64("noise"), Seed: c.Int64("seed"), NoiseQueries: queries})
 }
 

@@ -34,11 +34,11 @@ func indexCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			size, err := s.CorpusSize(c.Context, c.String("corpus"))
+			v, err := s.CorpusVersion(c.Context, c.String("corpus"))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "indexed %d documents into corpus %q (%d in all)\n", n, c.String("corpus"), size)
+			fmt.Fprintf(c.App.Writer, "indexed %d documents into corpus %q (%d in all, cached searches under %s)\n", n, c.String("corpus"), v.Docs, agent.LocalCacheBackend(v))
 			return nil
 		},
 	}
