@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fireact/fireact/llama/gguf"
+	"github.com/fireact/fireact/llama/hf/hftest"
 	"github.com/fireact/fireact/llama/modelgen"
 )
 
@@ -79,6 +80,14 @@ func newReadmeFixtures(t *testing.T) *readmeFixtures {
 		t.Fatal(err)
 	}
 	copyFile(t, student, filepath.Join(fx.work, "base.gguf"))
+	// A PEFT adapter in Hugging Face's layout for that base.
+	studentFile, err := gguf.Read(student)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peftDir := filepath.Join(fx.work, "peft_dir")
+	mkdir(t, peftDir)
+	hftest.WritePEFT(t, peftDir, hftest.Targets(t, studentFile, 4, 1), hftest.Config(4, 8, false))
 
 	writeFile(t, filepath.Join(fx.work, "text.txt"), "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.\n")
 	writeFile(t, filepath.Join(fx.work, "g.gbnf"), "root ::= \" there was a \" [a-z]+ \".\"\n")
