@@ -88,6 +88,7 @@ func newApp() *cli.App {
 			reportCommand(),
 			runCommand(),
 			serveCommand(),
+			tokenizeCommand(),
 		},
 	}
 }
