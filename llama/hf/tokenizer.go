@@ -78,47 +78,65 @@ func (t *Tokenizer) Len() int { return len(t.Tokens) }
 // chat template files dir/chat_template.jinja or dir/chat_template.json.
 // Errors name the file and the field.
 func ReadTokenizer(dir string) (*Tokenizer, error) {
-	path := filepath.Join(dir, "tokenizer.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("hf: read tokenizer: %w", err)
-	}
-	tj, err := parseTokenizerJSON(path, data)
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(dir, "tokenizer_config.json")
-	cfgData, err := os.ReadFile(cfgPath)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("hf: read tokenizer: %w", err)
-	}
-	var cfg *tokenizerConfig
-	if err == nil {
-		if cfg, err = parseTokenizerConfig(cfgPath, cfgData); err != nil {
-			return nil, err
-		}
-	}
-	var extra []idsFile
-	for _, name := range []string{"generation_config.json", "config.json"} {
-		p := filepath.Join(dir, name)
-		b, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+	var files tokenizerFiles
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{
+		{"tokenizer.json", &files.tokenizer},
+		{"tokenizer_config.json", &files.config},
+		{"generation_config.json", &files.generation},
+		{"config.json", &files.model},
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil && (f.dst == &files.tokenizer || !errors.Is(err, os.ErrNotExist)) {
 			return nil, fmt.Errorf("hf: read tokenizer: %w", err)
 		}
-		f, err := parseIDsFile(p, b)
-		if err != nil {
-			return nil, err
-		}
-		extra = append(extra, f)
+		*f.dst = b
 	}
 	tmpl, err := readChatTemplateFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	return buildTokenizer(tj, cfg, extra, tmpl)
+	files.dir, files.template = dir, tmpl
+	return files.parse()
+}
+
+// tokenizerFiles are the contents of a checkpoint's tokenizer files; nil
+// for an absent optional file.
+type tokenizerFiles struct {
+	dir                                  string
+	tokenizer, config, generation, model []byte
+	template                             string // from chat_template.jinja/.json
+}
+
+// parse parses and checks the files and builds the tokenizer.
+func (f tokenizerFiles) parse() (*Tokenizer, error) {
+	tj, err := parseTokenizerJSON(filepath.Join(f.dir, "tokenizer.json"), f.tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	var cfg *tokenizerConfig
+	if f.config != nil {
+		if cfg, err = parseTokenizerConfig(filepath.Join(f.dir, "tokenizer_config.json"), f.config); err != nil {
+			return nil, err
+		}
+	}
+	var extra []idsFile
+	for _, x := range []struct {
+		name string
+		data []byte
+	}{{"generation_config.json", f.generation}, {"config.json", f.model}} {
+		if x.data == nil {
+			continue
+		}
+		ids, err := parseIDsFile(filepath.Join(f.dir, x.name), x.data)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, ids)
+	}
+	return buildTokenizer(tj, cfg, extra, f.template)
 }
 
 // SetGGUF sets every tokenizer.ggml.* key llama.cpp reads to load this
