@@ -83,7 +83,7 @@ func Encode(m *llama.Model, segs []Segment, o EncodeOptions) (Example, error) {
 	ex := Example{Tokens: toks, Target: make([]bool, len(toks))}
 	bos := m.Info().BOS
 	first := 0
-	if len(toks) > 0 && bos >= 0 && toks[0] == bos {
+	if len(toks) > 0 && bos >= 0 && m.Info().AddBOS && toks[0] == bos {
 		first = 1
 	}
 	spans, ok := alignTokens(m, toks[first:], text)

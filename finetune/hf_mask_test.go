@@ -88,6 +88,17 @@ func TestMaskChatRealTokenizers(t *testing.T) {
 			if string(got) != c.want {
 				t.Errorf("scored text\n%q\nwant\n%q", got, c.want)
 			}
+
+			// Qwen3 has no BOS, so llama.cpp reports its default BPE BOS id,
+			// 11, which is ","; a text starting with it must not lose its
+			// first token to the BOS rule.
+			ex, err = Encode(m, []Segment{{Text: ", then", Scored: true}}, EncodeOptions{NoEOS: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ex.PieceWise {
+				t.Errorf("%q encoded piece-wise: %v", ", then", ex.Tokens)
+			}
 		})
 	}
 }

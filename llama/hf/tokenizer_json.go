@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -196,9 +197,38 @@ var knownSplits = map[string]string{
 	`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`: "qwen2",
 }
 
+// checkNormalizer rejects normalizer steps llama.cpp does not perform, which
+// would make it tokenize differently without any error. allowed lists the
+// types it can stand in for: for byte-level BPE only NFC (llama.cpp does
+// not normalize, so non-NFC input may tokenize differently; the texts that
+// matter are NFC already), for SPM the Prepend and Replace steps that
+// add_space_prefix and the "▁" escaping reproduce.
+func (tj *tokenizerJSON) checkNormalizer(allowed ...string) error {
+	var bad string
+	tj.Normalizer.walk(func(c *component) {
+		if c.Type != "Sequence" && !slices.Contains(allowed, c.Type) && bad == "" {
+			bad = c.Type
+		}
+	})
+	if bad != "" {
+		return fmt.Errorf("hf: %s: normalizer: a %q step has no llama.cpp equivalent", tj.path, bad)
+	}
+	return nil
+}
+
 // preType returns llama.cpp's pre-tokenizer name for a byte-level BPE
 // tokenizer, or an error naming the field llama.cpp has no equivalent for.
 func (tj *tokenizerJSON) preType() (string, error) {
+	if err := tj.checkNormalizer("NFC"); err != nil {
+		return "", err
+	}
+	prefix := false
+	tj.PreTokenizer.walk(func(c *component) {
+		prefix = prefix || (c.Type == "ByteLevel" && c.AddPrefixSpace != nil && *c.AddPrefixSpace)
+	})
+	if prefix {
+		return "", fmt.Errorf("hf: %s: pre_tokenizer: ByteLevel add_prefix_space=true has no llama.cpp equivalent", tj.path)
+	}
 	splits := tj.splitRegexes()
 	_, useRegex := tj.byteLevel()
 	switch {
@@ -219,6 +249,9 @@ func (tj *tokenizerJSON) preType() (string, error) {
 // pre-tokenizer with add_prefix_space or prepend_scheme "first"/"always";
 // Gemma has neither.
 func (tj *tokenizerJSON) spmSpaces() (prefix bool, err error) {
+	if err := tj.checkNormalizer("Prepend", "Replace"); err != nil {
+		return false, err
+	}
 	const marker = "\u2581"
 	replaces := false
 	tj.Normalizer.walk(func(c *component) {
