@@ -1,8 +1,8 @@
 package finetune
 
 import (
-	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/fireact/fireact/llama"
 )
@@ -51,8 +51,13 @@ type EncodeOptions struct {
 // Encode tokenizes segments into an example with its loss mask. The whole text is
 // tokenized at once (with the model's BOS), exactly as inference tokenizes a
 // prompt, and each token's bytes are located in the text: a token is scored when
-// any of its bytes lies in a scored segment. When the tokens' bytes do not spell
-// the text (a tokenizer that normalizes), it falls back to tokenizing segment by
+// any of its bytes lies in a scored segment. So a token that straddles a segment
+// border is scored (Mistral's "▁Thought" after "[/INST]": the space is the
+// template's, the word the agent's), because the model must produce it to write
+// the scored text. The SPM space prefix llama.cpp adds at the start of the text
+// and after each special token lies in no segment: a token holding only that
+// space goes with the text it prefixes. When the tokens' bytes do not spell the
+// text (a tokenizer that normalizes), it falls back to tokenizing segment by
 // segment and concatenating.
 func Encode(m *llama.Model, segs []Segment, o EncodeOptions) (Example, error) {
 	text := joinSegments(segs)
@@ -78,12 +83,17 @@ func Encode(m *llama.Model, segs []Segment, o EncodeOptions) (Example, error) {
 	ex := Example{Tokens: toks, Target: make([]bool, len(toks))}
 	bos := m.Info().BOS
 	first := 0
-	if len(toks) > 0 && bos >= 0 && toks[0] == bos {
+	if len(toks) > 0 && bos >= 0 && m.Info().AddBOS && toks[0] == bos {
 		first = 1
 	}
 	spans, ok := alignTokens(m, toks[first:], text)
 	if ok {
 		for i, sp := range spans {
+			// A token with no bytes of the text (a lone SPM space prefix)
+			// belongs to the text it prefixes.
+			if sp[0] == sp[1] && sp[0] < len(scored) {
+				ex.Target[first+i] = scored[sp[0]]
+			}
 			for j := sp[0]; j < sp[1]; j++ {
 				if scored[j] {
 					ex.Target[first+i] = true
@@ -116,30 +126,42 @@ func Encode(m *llama.Model, segs []Segment, o EncodeOptions) (Example, error) {
 }
 
 // alignTokens returns each token's byte span [start, end) in text, or false when
-// the tokens' pieces do not spell the text. The SPM space prefix that llama.cpp
-// adds before the first word is a byte of no segment: it gets an empty span at 0
-// merged into the first token.
+// the tokens' pieces do not spell the text.
+//
+// The one byte llama.cpp adds that is in no segment is the SPM space prefix: a
+// vocabulary with add_space_prefix (Llama-2, Mistral) tokenizes each run of
+// plain text at the start of the text and after every special token as if it
+// began with a space, as Hugging Face's Prepend normalizer does per segment. A
+// token whose piece starts with such an added space gets the span of the rest of
+// its piece (empty for a lone "▁").
 func alignTokens(m *llama.Model, toks []llama.Token, text string) ([][2]int, bool) {
+	prefix := addsSpacePrefix(m)
 	spans := make([][2]int, len(toks))
-	var joined []byte
+	pos := 0
 	for i, t := range toks {
-		p := m.TokenPiece(t, true)
-		spans[i] = [2]int{len(joined), len(joined) + len(p)}
-		joined = append(joined, p...)
+		p := string(m.TokenPiece(t, true))
+		// Where llama.cpp added a space, the fragment's first token starts
+		// with it; the text's own space, if any, follows.
+		if prefix && (i == 0 || m.IsSpecial(toks[i-1])) && !m.IsSpecial(t) && strings.HasPrefix(p, " ") {
+			p = p[1:]
+		}
+		if !strings.HasPrefix(text[pos:], p) {
+			return nil, false
+		}
+		spans[i] = [2]int{pos, pos + len(p)}
+		pos += len(p)
 	}
-	shift := 0
-	switch {
-	case bytes.Equal(joined, []byte(text)):
-	case len(joined) == len(text)+1 && joined[0] == ' ' && string(joined[1:]) == text:
-		shift = 1
-	default:
-		return nil, false
+	return spans, pos == len(text)
+}
+
+// addsSpacePrefix reports whether llama.cpp prefixes plain text with a space:
+// SPM vocabularies do unless tokenizer.ggml.add_space_prefix is false (Gemma).
+func addsSpacePrefix(m *llama.Model) bool {
+	if m.Info().VocabType != "spm" {
+		return false
 	}
-	for i := range spans {
-		spans[i][0] = max(spans[i][0]-shift, 0)
-		spans[i][1] = max(spans[i][1]-shift, 0)
-	}
-	return spans, true
+	v, ok := m.File().Get("tokenizer.ggml.add_space_prefix")
+	return !ok || v == true
 }
 
 // encodePieceWise tokenizes segment by segment: exact masks whatever the

@@ -137,6 +137,20 @@ func (m *Model) IsEOG(t Token) bool {
 	return bool(C.llama_vocab_is_eog(m.vocab, C.llama_token(t)))
 }
 
+// IsSpecial reports whether t is a control, user-defined or unknown token: one
+// that llama.cpp matches as a whole in the text before tokenizing the plain text
+// around it (and after which an SPM vocabulary with a space prefix prefixes the
+// following text again).
+func (m *Model) IsSpecial(t Token) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.c == nil || int(t) < 0 || int(t) >= m.info.NVocab {
+		return false
+	}
+	attr := C.llama_vocab_get_attr(m.vocab, C.llama_token(t))
+	return attr&(C.LLAMA_TOKEN_ATTR_CONTROL|C.LLAMA_TOKEN_ATTR_USER_DEFINED|C.LLAMA_TOKEN_ATTR_UNKNOWN) != 0
+}
+
 // TokenText returns the vocabulary's stored text of a token (e.g. "▁the", "<0x0A>").
 func (m *Model) TokenText(t Token) string {
 	m.mu.RLock()

@@ -91,6 +91,7 @@ func newApp() *cli.App {
 			reportCommand(),
 			runCommand(),
 			serveCommand(),
+			tokenizeCommand(),
 		},
 	}
 }

@@ -1,0 +1,104 @@
+package finetune
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/fireact/fireact/llama"
+	"github.com/fireact/fireact/llama/gguf"
+	"github.com/fireact/fireact/llama/hf"
+)
+
+const tokenizersDir = "../../shared/data/tokenizers"
+
+// hfTokenizerModel converts a real Hugging Face tokenizer into a vocab-only
+// GGUF model and loads it: enough to render chat templates and tokenize.
+func hfTokenizerModel(t *testing.T, name string) *llama.Model {
+	t.Helper()
+	tok, err := hf.ReadTokenizer(filepath.Join(tokenizersDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gguf.NewWriter()
+	for _, kv := range []gguf.KV{
+		{Key: "general.architecture", Value: "llama"},
+		{Key: "llama.context_length", Value: uint32(2048)},
+		{Key: "llama.embedding_length", Value: uint32(64)},
+		{Key: "llama.block_count", Value: uint32(1)},
+		{Key: "llama.feed_forward_length", Value: uint32(128)},
+		{Key: "llama.attention.head_count", Value: uint32(4)},
+		{Key: "llama.attention.layer_norm_rms_epsilon", Value: float32(1e-5)},
+	} {
+		if err := w.Set(kv.Key, kv.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tok.SetGGUF(w); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return loadModel(t, path, llama.ModelOptions{VocabOnly: true})
+}
+
+// TestMaskChatRealTokenizers checks the loss mask of chat-template training
+// text on the real tokenizers: the example has exactly the tokens inference
+// gets for the whole text (no piece-wise fallback, also for Mistral, whose SPM
+// space prefix llama.cpp adds again after every special token such as "</s>"),
+// and the scored tokens spell each assistant message and its end of turn. A
+// token straddling the border between template and message is scored
+// (Mistral's "▁Thought" after "[/INST]"; hence the leading spaces there).
+func TestMaskChatRealTokenizers(t *testing.T) {
+	const turn1, turn2 = "Thought: I need to search the city.\nAction: search[the city]", "Thought: So the answer is Paris.\nAction: finish[Paris]"
+	for _, c := range []struct {
+		name, tmpl string
+		want       string
+	}{
+		{"llama-3.1", "", turn1 + "<|eot_id|>" + turn2 + "<|eot_id|>"},
+		{"qwen3", "chatml", turn1 + "<|im_end|>" + turn2 + "<|im_end|>"},
+		{"gemma-3", "", turn1 + "<end_of_turn>" + turn2 + "<end_of_turn>"},
+		{"mistral-v0.1", "mistral-v1", " " + turn1 + "</s> " + turn2 + "</s>"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := hfTokenizerModel(t, c.name)
+			segs, err := Segments(sampleTrajectory(), TemplateChat, m, c.tmpl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex, err := Encode(m, segs, EncodeOptions{NoEOS: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole, err := m.Tokenize(joinSegments(segs), llama.TokenizeOptions{AddSpecial: true, ParseSpecial: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ex.PieceWise || !slices.Equal(whole, ex.Tokens) {
+				t.Errorf("piece-wise %v: tokens %v\nwhole text %v", ex.PieceWise, ex.Tokens, whole)
+			}
+			var got []byte
+			for i, tok := range ex.Tokens {
+				if ex.Target[i] {
+					got = append(got, m.TokenPiece(tok, true)...)
+				}
+			}
+			if string(got) != c.want {
+				t.Errorf("scored text\n%q\nwant\n%q", got, c.want)
+			}
+
+			// Qwen3 has no BOS, so llama.cpp reports its default BPE BOS id,
+			// 11, which is ","; a text starting with it must not lose its
+			// first token to the BOS rule.
+			ex, err = Encode(m, []Segment{{Text: ", then", Scored: true}}, EncodeOptions{NoEOS: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ex.PieceWise {
+				t.Errorf("%q encoded piece-wise: %v", ", then", ex.Tokens)
+			}
+		})
+	}
+}
