@@ -63,6 +63,7 @@ test: deps
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzParseTurn$$' -fuzztime $(FUZZ_TIME) ./agent/turn
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_TIME) ./llama/gguf
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadSafetensors$$' -fuzztime $(FUZZ_TIME) ./llama/hf
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadTokenizer$$' -fuzztime $(FUZZ_TIME) ./llama/hf
 	@# The fuzzers of packages that link llama.cpp (agent: FuzzOpenAIResponse,
 	@# FuzzSerpAPIResponse) run their seed corpora above; fuzzing them would
 	@# rebuild llama.cpp with coverage instrumentation (~15 minutes on 2 cores).
