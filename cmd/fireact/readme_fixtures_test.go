@@ -199,7 +199,7 @@ func teacherHandler(t *testing.T, gold map[string]string) http.Handler {
 		json.NewEncoder(w).Encode(map[string]any{
 			"id": "cmpl-1", "object": "text_completion", "created": 1, "model": req.Model,
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "text": answer(req.Prompt)}},
-			"usage": usage,
+			"usage":   usage,
 		})
 	})
 	return mux

@@ -137,8 +137,8 @@ func TestShellWords(t *testing.T) {
 	}
 }
 
-// runFireact runs one fireact command line in this process, as main does.
-func runFireact(ctx context.Context, args []string) error {
+// runLine runs one fireact command line in this process, as main does.
+func runLine(ctx context.Context, args []string) error {
 	app := newApp()
 	return app.RunContext(ctx, flagsFirst(app, args))
 }
@@ -191,7 +191,7 @@ func TestREADMECommands(t *testing.T) {
 		}
 		if len(c.Args) > 1 && c.Args[1] == "serve" {
 			served = make(chan error, 1)
-			go func() { served <- runFireact(ctx, c.Args) }()
+			go func() { served <- runLine(ctx, c.Args) }()
 			if err := fx.waitServing(ctx, served); err != nil {
 				t.Fatalf("%s: %v", where, err)
 			}
@@ -203,7 +203,7 @@ func TestREADMECommands(t *testing.T) {
 			continue
 		}
 		t.Logf("%s", where)
-		if err := runFireact(ctx, c.Args); err != nil {
+		if err := runLine(ctx, c.Args); err != nil {
 			t.Errorf("%s\n  failed: %v", where, err)
 		}
 		ran++

@@ -1,6 +1,7 @@
 // Package hf reads and writes Hugging Face formats in pure Go and converts
 // them to and from the GGUF files llama.cpp runs, e.g. safetensors files and
-// PEFT LoRA adapters (adapter_config.json + adapter_model.safetensors).
+// PEFT LoRA adapters (adapter_config.json + adapter_model.safetensors) and
+// tokenizers (tokenizer.json, tokenizer_config.json) as GGUF vocabulary metadata.
 //
 // Orientation conventions, which every conversion here depends on:
 //   - A Hugging Face nn.Linear weight of torch shape [out, in] is stored row by
