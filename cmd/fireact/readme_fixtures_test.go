@@ -57,7 +57,7 @@ func newReadmeFixtures(t *testing.T) *readmeFixtures {
 	writeJSON(t, filepath.Join(data, "fireact", "hotpotqa", "train.json"), dev[8:14])
 	for _, name := range []string{"hotpotqa.json", "hotpotqa_multimethod.json", "multitask.json", "multitask_multimethod.json"} {
 		rows := readJSONArray(t, filepath.Join(real, "fireact", "finetune", "alpaca_format", name))
-		writeJSON(t, filepath.Join(data, "fireact", "finetune", "alpaca_format", name), rows[:6])
+		writeJSON(t, filepath.Join(data, "fireact", "finetune", "alpaca_format", name), rows[:3])
 	}
 
 	// Models: stories260K for the text commands, and one small llama made in
