@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/fireact/fireact/store"
@@ -26,18 +27,20 @@ type SearchOptions struct {
 	// with a corpus, local:<corpus>).
 	ReplayFrom []string
 	// Noise is the probability of FireAct's noisy observation (0: clean),
-	// drawn with Seed; NoiseQueries are the "other queries" of swapped
-	// observations.
-	Noise        float64
-	Seed         int64
-	NoiseQueries []string
+	// drawn with Seed; NoiseKind is NoiseNone, NoiseRandom or NoiseMixed ("":
+	// mixed).
+	Noise     float64
+	NoiseKind string
+	Seed      int64
 }
 
 // NewSearch builds the search tool chain of a run: the backend, behind the
 // store's tool cache (except replay, which is the cache), behind the noise
-// injector when Noise > 0. It returns nil for SearchNone.
-func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
+// injector when Noise > 0. Random noise draws from the observations the cache
+// holds now, which must not be empty. It returns nil for SearchNone.
+func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, error) {
 	var t Tool
+	var namespaces []string
 	switch o.Backend {
 	case SearchNone, "":
 		return nil, nil
@@ -46,12 +49,14 @@ func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
 			return nil, fmt.Errorf("agent: local search needs a corpus name (fireact index FILE --corpus NAME)")
 		}
 		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus}, Store: s, Backend: "local:" + o.Corpus}
+		namespaces = []string{"local:" + o.Corpus}
 	case SearchSerpAPI:
 		sa, err := NewSerpAPI(o.BaseURL)
 		if err != nil {
 			return nil, err
 		}
 		t = &Cache{Inner: sa, Store: s, Backend: SearchSerpAPI}
+		namespaces = []string{SearchSerpAPI}
 	case SearchReplay:
 		from := o.ReplayFrom
 		if len(from) == 0 {
@@ -61,6 +66,7 @@ func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
 			}
 		}
 		t = &Replay{Store: s, Backends: from}
+		namespaces = from
 	default:
 		return nil, fmt.Errorf("agent: unknown search backend %q (want serpapi, local, replay or none)", o.Backend)
 	}
@@ -68,7 +74,21 @@ func NewSearch(s *store.Store, o SearchOptions) (Tool, error) {
 		if o.Noise > 1 {
 			return nil, fmt.Errorf("agent: noise probability %v is above 1", o.Noise)
 		}
-		t = &Noise{Inner: t, P: o.Noise, Seed: o.Seed, Queries: o.NoiseQueries}
+		kind, err := ParseNoiseKind(o.NoiseKind)
+		if err != nil {
+			return nil, err
+		}
+		n := &Noise{Inner: t, P: o.Noise, Seed: o.Seed, Kind: kind}
+		if kind != NoiseNone {
+			if n.Pool, err = s.CacheEntries(ctx, namespaces); err != nil {
+				return nil, fmt.Errorf("agent: noise pool: %w", err)
+			}
+			if len(n.Pool) < 2 {
+				return nil, fmt.Errorf("agent: %s noise replaces observations with recorded ones, and the tool cache (%v) holds %d: run once without noise first, or use noise kind none",
+					kind, namespaces, len(n.Pool))
+			}
+		}
+		t = n
 	}
 	return t, nil
 }

@@ -24,9 +24,12 @@ func (c *countingTool) Call(_ context.Context, action, arg string) (Observation,
 // TestNoiseRateAndReproducibility runs 1,000 noisy calls concurrently with
 // p=0.5 and checks the applied rate and that the same seed reproduces exactly.
 func TestNoiseRateAndReproducibility(t *testing.T) {
-	queries := []string{"q1", "q2", "q3", "q4"}
+	var pool []store.CacheEntry
+	for _, q := range []string{"q1", "q2", "q3", "q4"} {
+		pool = append(pool, store.CacheEntry{Backend: "local:wiki", Query: q, Result: "obs:" + q})
+	}
 	run := func(seed int64) []Observation {
-		n := &Noise{Inner: &countingTool{}, P: 0.5, Seed: seed, Queries: queries}
+		n := &Noise{Inner: &countingTool{}, P: 0.5, Seed: seed, Kind: NoiseMixed, Pool: pool}
 		out := make([]Observation, 1000)
 		var wg sync.WaitGroup
 		for w := 0; w < 8; w++ {
@@ -63,10 +66,10 @@ func TestNoiseRateAndReproducibility(t *testing.T) {
 			if o.Text != NoneObservation {
 				t.Fatalf("none noise with text %q", o.Text)
 			}
-		case strings.HasPrefix(o.Noise, "swap:"):
+		case strings.HasPrefix(o.Noise, "random:"):
 			applied++
 			swap++
-			if o.Text != "obs:"+strings.TrimPrefix(o.Noise, "swap:") {
+			if o.Text != "obs:"+strings.TrimPrefix(o.Noise, "random:") {
 				t.Fatalf("swap noise %q with text %q", o.Noise, o.Text)
 			}
 		default:

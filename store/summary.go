@@ -10,7 +10,7 @@ type RunSummary struct {
 	RunID           int64
 	Episodes        int            // all recorded episodes
 	ByStatus        map[string]int // episode count per status
-	EM              float64        // mean EM over finished episodes (done + unfinished)
+	EM              float64        // mean EM over finished episodes (done + unfinished) and out-of-context errors (wrong)
 	F1              float64        // mean F1 over finished episodes
 	Reward          float64        // mean reward over finished episodes
 	MeanTurns       float64
@@ -20,8 +20,16 @@ type RunSummary struct {
 	Cost            float64 // total cost
 }
 
+// OutOfContext starts the error of an episode that ran out of the model's
+// context. Such an episode is an error (a resume retries it, say with more
+// KV cells) but, unlike a failed call, it is also a result: the agent did not
+// answer within its context, so the means count it as wrong (EM, F1 and
+// reward 0).
+const OutOfContext = "out of context: "
+
 // Summary returns the run summary the CLI reports. Error episodes count in
-// ByStatus but not in the means: they are retried, not results.
+// ByStatus but not in the means (they are retried, not results), except those
+// that ran out of context, which count as wrong.
 func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 	sum := RunSummary{RunID: runID, ByStatus: map[string]int{}}
 	rows, err := s.db.QueryContext(ctx, `SELECT status, count(*) FROM episodes WHERE run_id = ? GROUP BY status`, runID)
@@ -45,7 +53,8 @@ func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 	err = s.db.QueryRowContext(ctx, `SELECT coalesce(avg(em), 0), coalesce(avg(f1), 0), coalesce(avg(reward), 0),
 		coalesce(avg(turns), 0), coalesce(sum(prompt_tokens), 0), coalesce(sum(generated_tokens), 0),
 		coalesce(avg(latency_s), 0), coalesce(sum(cost), 0)
-		FROM episodes WHERE run_id = ? AND status != ?`, runID, EpisodeError).Scan(
+		FROM episodes WHERE run_id = ? AND (status != ? OR substr(error, 1, ?) = ?)`,
+		runID, EpisodeError, len(OutOfContext), OutOfContext).Scan(
 		&sum.EM, &sum.F1, &sum.Reward, &sum.MeanTurns, &sum.PromptTokens, &sum.GeneratedTokens,
 		&sum.SecondsPerQ, &sum.Cost)
 	if err != nil {
