@@ -213,3 +213,58 @@ func TestSerpAPI(t *testing.T) {
 		t.Fatalf("connection error = %v (must fail without the key)", err)
 	}
 }
+
+// TestNoiseKinds checks FireAct's two noise settings apart: "none" replaces an
+// observation by "None" only, "random" by another query's recorded
+// observation only, drawn from the tool cache and never by a new search; and
+// random noise without recorded observations is refused up front.
+func TestNoiseKinds(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fillCorpus(t, s, "wiki", 4)
+	if _, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki", Noise: 0.5, NoiseKind: NoiseRandom}); err == nil {
+		t.Fatal("random noise over an empty tool cache: want an error up front")
+	}
+	for i := 0; i < 4; i++ {
+		if err := s.CachePut(ctx, "local:wiki", fmt.Sprintf("museum %d", i), fmt.Sprintf("recorded %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki", Noise: 0.5, NoiseKind: "swap"}); err == nil {
+		t.Fatal("unknown noise kind: want an error")
+	}
+	tool, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki", Noise: 0.5, NoiseKind: NoiseRandom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := tool.(*Noise).Pool
+	for _, kind := range []string{NoiseNone, NoiseRandom} {
+		inner := &countingTool{}
+		n := &Noise{Inner: inner, P: 0.5, Seed: 7, Kind: kind, Pool: pool}
+		clean, noisy := 0, 0
+		for i := 0; i < 200; i++ {
+			q := fmt.Sprintf("museum %d", i%4)
+			o, err := n.Call(WithCallSite(ctx, CallSite{Episode: fmt.Sprint(i)}), "search", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case o.Noise == "":
+				clean++
+			case kind == NoiseNone && o.Noise == NoiseNone && o.Text == NoneObservation:
+				noisy++
+			case kind == NoiseRandom && strings.HasPrefix(o.Noise, "random:") && strings.HasPrefix(o.Text, "recorded ") &&
+				o.Noise != "random:"+q:
+				noisy++
+			default:
+				t.Fatalf("%s noise gave %+v for %q", kind, o, q)
+			}
+		}
+		if noisy < 70 || clean < 70 {
+			t.Fatalf("%s: %d noisy, %d clean of 200 at p=0.5", kind, noisy, clean)
+		}
+		if int(inner.calls.Load()) != clean {
+			t.Fatalf("%s: the search was called %d times for %d clean observations: noise must not search", kind, inner.calls.Load(), clean)
+		}
+	}
+}
