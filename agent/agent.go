@@ -26,6 +26,11 @@ type Agent struct {
 	Sampling Sampling
 	// Grammar constrains local models with GBNF so every turn parses.
 	Grammar bool
+	// OracleRetry lets a method with RetryWrong (Reflexion) answer a wrong
+	// finish with "Answer is incorrect." and try again. Knowing the finish is
+	// wrong takes the gold answer, so this is an oracle: right for a teacher
+	// generating training data, wrong for scoring a student. Off by default.
+	OracleRetry bool
 	// MaxInvalid ends an episode (unfinished) after this many consecutive turns
 	// that did not parse even after the re-ask; 0 means 3. An untrained model
 	// would otherwise spend the whole budget on noise.
@@ -144,7 +149,10 @@ func (e *episode) run(ctx context.Context) error {
 		maxInvalid = 3
 	}
 	reflected := false
-	retries := e.m.RetryWrong
+	retries := 0
+	if e.a.OracleRetry {
+		retries = e.m.RetryWrong
+	}
 	pendingWrong := false
 	invalid := 0
 	for k := 0; k < e.m.MaxTurns && !e.finished; k++ {

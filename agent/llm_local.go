@@ -2,11 +2,18 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/fireact/fireact/llama"
 )
+
+// ErrOutOfContext is wrapped by an LLM's error when an episode no longer fits
+// the model's context: its prompt is too long, or a turn ran into the end of
+// the cells. The episode is recorded as an error that counts as wrong
+// (store.OutOfContext).
+var ErrOutOfContext = errors.New("out of context")
 
 // LocalLLM serves requests from a llama engine: every question in flight is a
 // concurrent Generate call, so the engine decodes them in one batch and shares
@@ -50,8 +57,17 @@ func (l *LocalLLM) Complete(ctx context.Context, req Request) (Response, error) 
 			Grammar:     req.Grammar,
 		},
 	})
+	if errors.Is(err, llama.ErrPromptTooLong) {
+		return Response{}, fmt.Errorf("local llm: %w: %w", ErrOutOfContext, err)
+	}
 	if err != nil {
 		return Response{}, fmt.Errorf("local llm: %w", err)
+	}
+	if r.OutOfContext {
+		// A turn cut off by the end of the cells would be parsed as if the model
+		// had stopped there; the episode cannot go on either way.
+		return Response{}, fmt.Errorf("local llm: %w: the turn used up the request's %d KV cells after %d generated tokens (prompt %d)",
+			ErrOutOfContext, l.Engine.SeqContext(), len(r.Tokens), r.PromptTokens)
 	}
 	return Response{
 		Text:            r.Text,

@@ -24,9 +24,9 @@ type Method struct {
 	// ReflectAfter injects a reflection thought once, after this many steps
 	// without finishing (Reflexion: 5, as in FireAct's data); 0 never.
 	ReflectAfter int
-	// RetryWrong is how many times a wrong finish (when the gold answer is
-	// known, as in teacher generation) is answered with "Answer is incorrect."
-	// and a reflection instead of ending the episode.
+	// RetryWrong is how many times a wrong finish is answered with "Answer is
+	// incorrect." and a reflection instead of ending the episode. It needs the
+	// gold answer and applies only with Agent.OracleRetry (teacher generation).
 	RetryWrong int
 	// WarnLastTurn injects FireAct's wrap-up warning before the last turn.
 	WarnLastTurn bool
@@ -45,8 +45,9 @@ func CoT() Method {
 	return Method{Name: trajectory.MethodCoT, MaxTurns: 1}
 }
 
-// Reflexion is ReAct that reflects after 5 steps without an answer and after a
-// wrong answer, and is warned to wrap up before its last turn.
+// Reflexion is ReAct that reflects after 5 steps without an answer, and (with
+// Agent.OracleRetry) after a wrong answer, and is warned to wrap up before its
+// last turn.
 func Reflexion() Method {
 	return Method{Name: trajectory.MethodReflexion, Tools: true, MaxTurns: DefaultMaxTurns,
 		ReflectAfter: 5, RetryWrong: 1, WarnLastTurn: true}
@@ -77,12 +78,18 @@ func MethodByName(name string) (Method, error) {
 	return Method{}, fmt.Errorf("agent: unknown method %q (want one of %s)", name, strings.Join(MethodNames(), ", "))
 }
 
-// The harness texts injected into thoughts. They are FireAct's own words, so
-// that trajectories we generate look like the ones FireAct fine-tuned on.
+// The harness texts injected into thoughts. The step-limit reflection and the
+// wrap-up warning are FireAct's own words (they appear verbatim in its released
+// fine-tuning data), so that trajectories we generate look like the ones
+// FireAct fine-tuned on.
 func reflectionText(steps int) string {
 	return fmt.Sprintf("Now that I haven't solved the task within %d steps, let me do a reflection and think about how to improve my strategy.", steps)
 }
 
+// wrongAnswerText and incorrectObservation are ours, not FireAct's: its
+// released code has no Reflexion loop and its data no retried wrong answer.
+// They follow Reflexion's trial-and-reflect idea in FireAct's wording of the
+// step-limit reflection.
 func wrongAnswerText() string {
 	return "My answer was incorrect. Let me do a reflection and think about how to improve my strategy."
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 
@@ -23,6 +24,10 @@ func Record(ctx context.Context, s *store.Store, runID, questionID int64, res Re
 	ep.Cost = res.Usage.Cost
 	if res.Err != nil {
 		ep.Error = res.Err.Error()
+		if errors.Is(res.Err, ErrOutOfContext) {
+			// The prefix is what the store's summary counts as a wrong answer.
+			ep.Error = store.OutOfContext + ep.Error
+		}
 	}
 	steps := store.StepsFromTrajectory(res.Trajectory)
 	for i := range steps {

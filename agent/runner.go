@@ -208,9 +208,15 @@ feed:
 	return rep, nil
 }
 
+// ErrConfigMismatch is wrapped by OpenRun's error when the run to resume was
+// recorded with another configuration.
+var ErrConfigMismatch = errors.New("run configuration mismatch")
+
 // OpenRun creates the run r, or finds the run to resume: the one named r.Name,
 // or with id r.Name when that is a number. A resumed run must match r's kind,
-// task, split and method; its status is set back to running.
+// task, split and method, and, when r.Config is a RunConfig, its recorded
+// configuration (CheckResume), so that one run never mixes episodes of two
+// models, prompts or settings; its status is set back to running.
 func OpenRun(ctx context.Context, s *store.Store, r store.Run) (store.Run, bool, error) {
 	if r.Name != "" {
 		old, err := s.RunByName(ctx, r.Name)
@@ -222,8 +228,13 @@ func OpenRun(ctx context.Context, s *store.Store, r store.Run) (store.Run, bool,
 		switch {
 		case err == nil:
 			if old.Kind != r.Kind || old.Task != r.Task || old.Split != r.Split || old.Method != r.Method {
-				return store.Run{}, false, fmt.Errorf("agent: run %q (id %d) is a %s %s/%s %s run; cannot resume it as %s %s/%s %s",
-					r.Name, old.ID, old.Kind, old.Task, old.Split, old.Method, r.Kind, r.Task, r.Split, r.Method)
+				return store.Run{}, false, fmt.Errorf("agent: %w: run %q (id %d) is a %s %s/%s %s run; cannot resume it as %s %s/%s %s",
+					ErrConfigMismatch, r.Name, old.ID, old.Kind, old.Task, old.Split, old.Method, r.Kind, r.Task, r.Split, r.Method)
+			}
+			if now, ok := ParseRunConfig(r.Config); ok {
+				if err := CheckResume(old.Config, now); err != nil {
+					return store.Run{}, false, fmt.Errorf("agent: %w: cannot resume run %q (id %d): %w; a new run name starts a new run", ErrConfigMismatch, r.Name, old.ID, err)
+				}
 			}
 			if err := s.SetRunStatus(ctx, old.ID, store.StatusRunning); err != nil {
 				return store.Run{}, false, fmt.Errorf("agent: resume run %d: %w", old.ID, err)

@@ -27,20 +27,23 @@ type SearchOptions struct {
 	// with a corpus in the store, LocalCacheBackend of its current version).
 	ReplayFrom []string
 	// Noise is the probability of FireAct's noisy observation (0: clean),
-	// drawn with Seed; NoiseQueries are the "other queries" of swapped
-	// observations.
-	Noise        float64
-	Seed         int64
-	NoiseQueries []string
+	// drawn with Seed; NoiseKind is NoiseNone, NoiseRandom or NoiseMixed ("":
+	// mixed).
+	Noise     float64
+	NoiseKind string
+	Seed      int64
 }
 
 // NewSearch builds the search tool chain of a run: the backend, behind the
 // store's tool cache (except replay, which is the cache), behind the noise
 // injector when Noise > 0. It returns nil for SearchNone. Local search over a
 // corpus that is missing or empty fails here, before any question runs:
-// otherwise every search would answer NoResult and the cache keep it.
+// otherwise every search would answer NoResult and the cache keep it. Random
+// noise draws from the observations the cache holds now, which must not be
+// empty.
 func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, error) {
 	var t Tool
+	var namespaces []string
 	switch o.Backend {
 	case SearchNone, "":
 		return nil, nil
@@ -57,12 +60,14 @@ func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, erro
 				o.Corpus, s.Path(), o.Corpus, s.Path())
 		}
 		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus}, Store: s, Backend: LocalCacheBackend(v)}
+		namespaces = []string{LocalCacheBackend(v)}
 	case SearchSerpAPI:
 		sa, err := NewSerpAPI(o.BaseURL)
 		if err != nil {
 			return nil, err
 		}
 		t = &Cache{Inner: sa, Store: s, Backend: SearchSerpAPI}
+		namespaces = []string{SearchSerpAPI}
 	case SearchReplay:
 		from := o.ReplayFrom
 		if len(from) == 0 {
@@ -80,6 +85,7 @@ func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, erro
 			}
 		}
 		t = &Replay{Store: s, Backends: from}
+		namespaces = from
 	default:
 		return nil, fmt.Errorf("agent: unknown search backend %q (want serpapi, local, replay or none)", o.Backend)
 	}
@@ -87,7 +93,21 @@ func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, erro
 		if o.Noise > 1 {
 			return nil, fmt.Errorf("agent: noise probability %v is above 1", o.Noise)
 		}
-		t = &Noise{Inner: t, P: o.Noise, Seed: o.Seed, Queries: o.NoiseQueries}
+		kind, err := ParseNoiseKind(o.NoiseKind)
+		if err != nil {
+			return nil, err
+		}
+		n := &Noise{Inner: t, P: o.Noise, Seed: o.Seed, Kind: kind}
+		if kind != NoiseNone {
+			if n.Pool, err = s.CacheEntries(ctx, namespaces); err != nil {
+				return nil, fmt.Errorf("agent: noise pool: %w", err)
+			}
+			if len(n.Pool) < 2 {
+				return nil, fmt.Errorf("agent: %s noise replaces observations with recorded ones, and the tool cache (%v) holds %d: run once without noise first, or use noise kind none",
+					kind, namespaces, len(n.Pool))
+			}
+		}
+		t = n
 	}
 	return t, nil
 }

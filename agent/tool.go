@@ -18,7 +18,8 @@ type Observation struct {
 	Cached bool
 	// Noise describes the noise a Noise wrapper applied ("" when none), as it
 	// is recorded on the step: "none" (the observation was replaced by "None")
-	// or "swap:<query>" (replaced by the observation of another query).
+	// or "random:<query>" (replaced by the recorded observation of another
+	// query).
 	Noise string
 }
 

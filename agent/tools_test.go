@@ -25,9 +25,12 @@ func (c *countingTool) Call(_ context.Context, action, arg string) (Observation,
 // TestNoiseRateAndReproducibility runs 1,000 noisy calls concurrently with
 // p=0.5 and checks the applied rate and that the same seed reproduces exactly.
 func TestNoiseRateAndReproducibility(t *testing.T) {
-	queries := []string{"q1", "q2", "q3", "q4"}
+	var pool []store.CacheEntry
+	for _, q := range []string{"q1", "q2", "q3", "q4"} {
+		pool = append(pool, store.CacheEntry{Backend: "local:wiki", Query: q, Result: "obs:" + q})
+	}
 	run := func(seed int64) []Observation {
-		n := &Noise{Inner: &countingTool{}, P: 0.5, Seed: seed, Queries: queries}
+		n := &Noise{Inner: &countingTool{}, P: 0.5, Seed: seed, Kind: NoiseMixed, Pool: pool}
 		out := make([]Observation, 1000)
 		var wg sync.WaitGroup
 		for w := 0; w < 8; w++ {
@@ -64,10 +67,10 @@ func TestNoiseRateAndReproducibility(t *testing.T) {
 			if o.Text != NoneObservation {
 				t.Fatalf("none noise with text %q", o.Text)
 			}
-		case strings.HasPrefix(o.Noise, "swap:"):
+		case strings.HasPrefix(o.Noise, "random:"):
 			applied++
 			swap++
-			if o.Text != "obs:"+strings.TrimPrefix(o.Noise, "swap:") {
+			if o.Text != "obs:"+strings.TrimPrefix(o.Noise, "random:") {
 				t.Fatalf("swap noise %q with text %q", o.Noise, o.Text)
 			}
 		default:
@@ -346,5 +349,64 @@ func TestNewSearchLocalCorpus(t *testing.T) {
 	}
 	if o, err := r.Call(ctx, "search", "Zeppelin"); err != nil || o.Text != "A zeppelin is a rigid airship." {
 		t.Fatalf("replay = %+v, %v", o, err)
+	}
+}
+
+// TestNoiseKinds checks FireAct's two noise settings apart: "none" replaces an
+// observation by "None" only, "random" by another query's recorded
+// observation only, drawn from the tool cache and never by a new search; and
+// random noise without recorded observations is refused up front.
+func TestNoiseKinds(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	fillCorpus(t, s, "wiki", 4)
+	if _, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki", Noise: 0.5, NoiseKind: NoiseRandom}); err == nil {
+		t.Fatal("random noise over an empty tool cache: want an error up front")
+	}
+	v, err := s.CorpusVersion(ctx, "wiki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if err := s.CachePut(ctx, LocalCacheBackend(v), fmt.Sprintf("museum %d", i), fmt.Sprintf("recorded %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki", Noise: 0.5, NoiseKind: "swap"}); err == nil {
+		t.Fatal("unknown noise kind: want an error")
+	}
+	tool, err := NewSearch(ctx, s, SearchOptions{Backend: SearchLocal, Corpus: "wiki", Noise: 0.5, NoiseKind: NoiseRandom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := tool.(*Noise).Pool
+	for _, kind := range []string{NoiseNone, NoiseRandom} {
+		inner := &countingTool{}
+		n := &Noise{Inner: inner, P: 0.5, Seed: 7, Kind: kind, Pool: pool}
+		clean, noisy := 0, 0
+		for i := 0; i < 200; i++ {
+			q := fmt.Sprintf("museum %d", i%4)
+			o, err := n.Call(WithCallSite(ctx, CallSite{Episode: fmt.Sprint(i)}), "search", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case o.Noise == "":
+				clean++
+			case kind == NoiseNone && o.Noise == NoiseNone && o.Text == NoneObservation:
+				noisy++
+			case kind == NoiseRandom && strings.HasPrefix(o.Noise, "random:") && strings.HasPrefix(o.Text, "recorded ") &&
+				o.Noise != "random:"+q:
+				noisy++
+			default:
+				t.Fatalf("%s noise gave %+v for %q", kind, o, q)
+			}
+		}
+		if noisy < 70 || clean < 70 {
+			t.Fatalf("%s: %d noisy, %d clean of 200 at p=0.5", kind, noisy, clean)
+		}
+		if int(inner.calls.Load()) != clean {
+			t.Fatalf("%s: the search was called %d times for %d clean observations: noise must not search", kind, inner.calls.Load(), clean)
+		}
 	}
 }

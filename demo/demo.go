@@ -206,13 +206,10 @@ func (p *pipeline) index(ctx context.Context) (bool, error) {
 }
 
 func (p *pipeline) search(ctx context.Context, noise float64) (agent.Tool, error) {
-	// Noise swaps in the page of another entity of the dev split, FireAct's
-	// "observation of a random other query".
-	var others []string
-	for _, q := range p.w.Dev {
-		others = append(others, q.Hops...)
-	}
-	return agent.NewSearch(ctx, p.st, agent.SearchOptions{Backend: agent.SearchLocal, Corpus: p.corpus, Noise: noise, Seed: 1, NoiseQueries: others})
+	// Noise mixes FireAct's two settings: "None", or the recorded observation
+	// of another query (the teacher's searches, in the tool cache by then).
+	return agent.NewSearch(ctx, p.st, agent.SearchOptions{Backend: agent.SearchLocal, Corpus: p.corpus, Noise: noise,
+		NoiseKind: agent.NoiseMixed, Seed: 1})
 }
 
 func allIndices(n int) []int {
@@ -255,7 +252,7 @@ func (p *pipeline) teacher(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		a := &agent.Agent{LLM: llm, Search: search, Method: m, Prompt: prompt}
+		a := &agent.Agent{LLM: llm, Search: search, Method: m, Prompt: prompt, OracleRetry: true}
 		rep, err := agent.RunTask(ctx, agent.RunSpec{Store: p.st, Task: task, Agent: a, Indices: allIndices(task.Len()),
 			Concurrency: p.cfg.Concurrency,
 			Run: store.Run{Name: "teacher-" + name, Kind: store.KindGenerate, Model: model, Method: name,
@@ -344,7 +341,7 @@ func (p *pipeline) evaluate(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer m.Close()
-	engine, err := llama.NewEngine(m, llama.EngineOptions{Context: llama.ContextOptions{NCtx: 4096 * p.cfg.Concurrency, NSeqMax: p.cfg.Concurrency,
+	engine, err := llama.NewEngine(m, llama.EngineOptions{PerRequest: 4096, Context: llama.ContextOptions{NSeqMax: p.cfg.Concurrency,
 		Threads: p.cfg.Threads}})
 	if err != nil {
 		return false, err

@@ -33,6 +33,12 @@ type EngineOptions struct {
 	// wherever the sequence ids in it are not consecutive; planStep keeps such
 	// decodes in one pass over the weights.
 	Context ContextOptions
+	// PerRequest is the number of KV cells one request may hold (prompt and
+	// output). When set, Context.NCtx must be 0 and becomes PerRequest x NSeqMax
+	// (or PerRequest with KVUnified, where every sequence may use the whole
+	// buffer): callers size for the longest request they expect, not for a
+	// total that they would have to divide themselves.
+	PerRequest int
 	// NoPrefixReuse turns off shared-prefix reuse: every prompt is decoded in full.
 	// Only useful as a baseline for benchmarks and tests.
 	NoPrefixReuse bool
@@ -89,6 +95,10 @@ type Result struct {
 	StopString   string  // the stop string that matched, if any
 	PromptTokens int     // tokens in the prompt
 	CachedTokens int     // prompt tokens reused from the KV cache, not decoded again
+	// OutOfContext is set when generation stopped (FinishLength) because the
+	// request's KV cells were used up, not because MaxTokens was reached: the
+	// text is cut short, which a caller continuing a conversation must know.
+	OutOfContext bool
 	// PromptTime is from admission to the first generated token; GenTime the rest.
 	PromptTime time.Duration
 	GenTime    time.Duration
@@ -110,6 +120,10 @@ type EngineStats struct {
 // ErrContextFull is returned for a request that could not be given KV cells even
 // after every idle cache was evicted.
 var ErrContextFull = errors.New("llama: engine: KV cache full; lower the concurrency or raise NCtx")
+
+// ErrPromptTooLong is returned for a prompt that does not fit one request's KV
+// cells (Engine.SeqContext).
+var ErrPromptTooLong = errors.New("llama: prompt does not fit a request's context")
 
 // Engine is a batched generation engine: many concurrent requests share one
 // context, and each decode step advances every active sequence (continuous
@@ -135,6 +149,15 @@ func NewEngine(m *Model, opts EngineOptions) (*Engine, error) {
 	co := opts.Context
 	if co.NSeqMax == 0 {
 		co.NSeqMax = 8
+	}
+	if opts.PerRequest > 0 {
+		if co.NCtx != 0 {
+			return nil, fmt.Errorf("llama: new engine: set NCtx (%d) or PerRequest (%d), not both", co.NCtx, opts.PerRequest)
+		}
+		co.NCtx = opts.PerRequest
+		if !co.KVUnified {
+			co.NCtx *= co.NSeqMax
+		}
 	}
 	if co.NCtx == 0 {
 		co.NCtx = 4096
@@ -252,7 +275,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("llama: generate: empty prompt")
 	}
 	if len(prompt) >= e.ctx.NCtxSeq() {
-		return nil, fmt.Errorf("llama: generate: prompt of %d tokens does not fit a sequence's context (%d)", len(prompt), e.ctx.NCtxSeq())
+		return nil, fmt.Errorf("llama: generate: %w: %d tokens, %d cells per request", ErrPromptTooLong, len(prompt), e.ctx.NCtxSeq())
 	}
 	for _, a := range req.Adapters {
 		if a.Adapter == nil {
@@ -846,8 +869,12 @@ func (e *Engine) afterLogits(s *slot, tok Token, err error) {
 		e.release(s, &Result{FinishReason: FinishStop, StopString: stop}, nil)
 		return
 	}
-	if (j.req.MaxTokens > 0 && len(s.generated) >= j.req.MaxTokens) || len(s.kv)+1 >= e.ctx.NCtxSeq() {
+	if j.req.MaxTokens > 0 && len(s.generated) >= j.req.MaxTokens {
 		e.release(s, &Result{FinishReason: FinishLength}, nil)
+		return
+	}
+	if len(s.kv)+1 >= e.ctx.NCtxSeq() {
+		e.release(s, &Result{FinishReason: FinishLength, OutOfContext: true}, nil)
 		return
 	}
 	// Hand over text that can no longer be part of a stop string.

@@ -105,3 +105,30 @@ func (s *Store) CacheStats(ctx context.Context, backend string) ([]CacheStats, e
 	}
 	return out, nil
 }
+
+// CacheEntries returns the cached results of the given backends (cache
+// namespaces) ordered by backend and query, without counting lookups: the
+// recorded observations that noise draws its "random" replacements from.
+func (s *Store) CacheEntries(ctx context.Context, backends []string) ([]CacheEntry, error) {
+	var out []CacheEntry
+	for _, b := range backends {
+		rows, err := s.db.QueryContext(ctx, `SELECT backend, query, result, created_at, hits
+			FROM tool_cache WHERE backend = ? ORDER BY query`, b)
+		if err != nil {
+			return nil, fmt.Errorf("store: cache entries of %s: %w", b, err)
+		}
+		for rows.Next() {
+			var e CacheEntry
+			if err := rows.Scan(&e.Backend, &e.Query, &e.Result, &e.CreatedAt, &e.Hits); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: cache entries of %s: %w", b, err)
+			}
+			out = append(out, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: cache entries of %s: %w", b, err)
+		}
+	}
+	return out, nil
+}

@@ -30,6 +30,13 @@ type RunSummary struct {
 	Cost            float64 // total cost of finished episodes
 }
 
+// OutOfContext starts the error of an episode that ran out of the model's
+// context. Such an episode is an error (a resume retries it, say with more
+// KV cells) but, unlike a failed call, it is also a result: the agent did not
+// answer within its context, so the means count it as wrong (EM, F1 and
+// reward 0).
+const OutOfContext = "out of context: "
+
 // Summary returns the run summary the CLI reports. Error episodes count in
 // ByStatus and as 0 in EM, F1 and Reward, but not in the per-episode means
 // (turns, latency) or the token and cost sums: they are retried, not results.
@@ -65,7 +72,8 @@ func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 	err = s.db.QueryRowContext(ctx, `SELECT coalesce(sum(em), 0), coalesce(sum(f1), 0), coalesce(sum(reward), 0),
 		coalesce(avg(turns), 0), coalesce(sum(prompt_tokens), 0), coalesce(sum(generated_tokens), 0),
 		coalesce(avg(latency_s), 0), coalesce(sum(cost), 0)
-		FROM episodes WHERE run_id = ? AND status != ?`, runID, EpisodeError).Scan(
+		FROM episodes WHERE run_id = ? AND (status != ? OR substr(error, 1, ?) = ?)`,
+		runID, EpisodeError, len(OutOfContext), OutOfContext).Scan(
 		&sum.EM, &sum.F1, &sum.Reward, &sum.MeanTurns, &sum.PromptTokens, &sum.GeneratedTokens,
 		&sum.SecondsPerQ, &sum.Cost)
 	if err != nil {

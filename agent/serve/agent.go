@@ -35,9 +35,15 @@ type AgentRequest struct {
 	// Tools are the tool backends to give the agent (e.g. "wikipedia", "local").
 	Tools []string `json:"tools,omitempty"`
 	// Noise is the probability that an observation is replaced by noise, and
-	// NoiseSeed makes the choice reproducible.
+	// NoiseSeed makes the choice reproducible. NoiseKind is FireAct's setting:
+	// "none" (replaced by "None"), "random" (by another query's recorded
+	// observation) or "mixed" (either; the default).
 	Noise     float64 `json:"noise,omitempty"`
+	NoiseKind string  `json:"noise_kind,omitempty"`
 	NoiseSeed int64   `json:"noise_seed,omitempty"`
+	// OracleRetry lets Reflexion retry an answer that the gold answer says is
+	// wrong: an oracle, off by default (it makes a score meaningless).
+	OracleRetry bool `json:"oracle_retry,omitempty"`
 	// MaxSteps bounds the thought/action/observation turns.
 	MaxSteps int `json:"max_steps,omitempty"`
 	// Temperature and Seed set the sampling of every step (absent: the server's default).

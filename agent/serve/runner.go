@@ -54,13 +54,6 @@ func runAgent(ctx context.Context, o AgentRunnerOptions, b Backend, req AgentReq
 	if methodName == "" {
 		methodName = trajectory.MethodReAct
 	}
-	method, err := agent.MethodByName(methodName)
-	if err != nil {
-		return resp, invalid("%v", err)
-	}
-	if req.MaxSteps > 0 {
-		method.MaxTurns = req.MaxSteps
-	}
 	// A fine-tuned student is prompted like its training text (alpaca); a base
 	// model needs the few-shot examples.
 	formatName := req.Format
@@ -69,10 +62,6 @@ func runAgent(ctx context.Context, o AgentRunnerOptions, b Backend, req AgentReq
 		if len(b.Adapters) > 0 {
 			formatName = string(agent.FormatAlpaca)
 		}
-	}
-	format, err := agent.ParseFormat(formatName)
-	if err != nil {
-		return resp, invalid("%v", err)
 	}
 	backend := o.Search
 	if len(req.Tools) > 1 {
@@ -84,34 +73,43 @@ func runAgent(ctx context.Context, o AgentRunnerOptions, b Backend, req AgentReq
 	if req.Noise < 0 || req.Noise > 1 {
 		return resp, invalid("noise %g is not a probability", req.Noise)
 	}
-	search, err := agent.NewSearch(ctx, o.Store, agent.SearchOptions{Backend: backend, Corpus: o.Corpus, BaseURL: o.SerpAPIURL,
-		Noise: req.Noise, Seed: req.NoiseSeed})
+	if _, err := agent.ParseNoiseKind(req.NoiseKind); err != nil {
+		return resp, invalid("%v", err)
+	}
+	so := agent.SearchOptions{Backend: backend, Corpus: o.Corpus, BaseURL: o.SerpAPIURL,
+		Noise: req.Noise, NoiseKind: req.NoiseKind, Seed: req.NoiseSeed}
+	search, err := agent.NewSearch(ctx, o.Store, so)
 	if err != nil {
 		return resp, invalid("%v", err)
 	}
-	prompt := agent.Prompt{Format: format}
-	if format != agent.FormatAlpaca {
-		prompt.FewShot = agent.FewShotPrompt(req.Task, method)
-	}
-	a := &agent.Agent{
-		LLM:     &agent.LocalLLM{Engine: b.Engine, Adapters: b.Adapters, ChatTemplate: b.ChatTemplate},
-		Search:  search,
-		Method:  method,
-		Prompt:  prompt,
-		Grammar: false,
-	}
+	ao := agent.AgentOptions{Method: methodName, MaxTurns: req.MaxSteps, Format: formatName, Task: req.Task,
+		OracleRetry: req.OracleRetry}
 	if req.Temperature != nil {
-		a.Sampling.Temperature = float64(*req.Temperature)
+		ao.Sampling.Temperature = float64(*req.Temperature)
 	}
 	if req.Seed != nil {
-		a.Sampling.Seed = *req.Seed
+		ao.Sampling.Seed = *req.Seed
 	}
+	a, err := agent.NewAgent(ao, search)
+	if err != nil {
+		return resp, invalid("%v", err)
+	}
+	a.LLM = &agent.LocalLLM{Engine: b.Engine, Adapters: b.Adapters, ChatTemplate: b.ChatTemplate}
+	cfg := agent.NewRunConfig(nil, a, so)
+	// The served name stands for base and adapter (hashing a model file per
+	// request would cost more than the request).
+	cfg.Backend, cfg.Model, cfg.ModelID = agent.BackendLocal, b.Model, b.Model
 	runName := req.Run
 	if runName == "" {
-		runName = o.Run + "-" + b.Model
+		// Requests with other settings go to other runs: one run, one
+		// configuration.
+		runName = o.Run + "-" + b.Model + "-" + a.Method.Name + "-" + agent.TextHash(cfg.JSON())[:8]
 	}
-	run, _, err := agent.OpenRun(ctx, o.Store, store.Run{Name: runName, Kind: store.KindEval, Model: b.Model, Method: method.Name,
-		Task: agent.AdhocTask, Split: agent.AdhocSplit, Noise: req.Noise, Seed: req.NoiseSeed})
+	run, _, err := agent.OpenRun(ctx, o.Store, store.Run{Name: runName, Kind: store.KindEval, Model: b.Model, Method: a.Method.Name,
+		Task: agent.AdhocTask, Split: agent.AdhocSplit, Noise: req.Noise, Seed: req.NoiseSeed, Config: cfg.JSON()})
+	if errors.Is(err, agent.ErrConfigMismatch) {
+		return resp, invalid("%v", err)
+	}
 	if err != nil {
 		return resp, fmt.Errorf("serve: open run %s: %w", runName, err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -11,20 +10,20 @@ import (
 
 	"github.com/fireact/fireact/agent"
 	"github.com/fireact/fireact/agent/tasks"
-	"github.com/fireact/fireact/llama"
 	"github.com/fireact/fireact/store"
 )
 
 // agentFlags are the flags shared by generate, eval and run: the LLM backend,
-// the prompt, sampling and the search tool.
-func agentFlags(defaultFormat string) []cli.Flag {
+// the prompt, sampling and the search tool. oracleRetry is the default of
+// --oracle-retry: on for a teacher generating data, off where a score counts.
+func agentFlags(defaultFormat string, oracleRetry bool) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "backend", Value: "local", Usage: "LLM backend: local (GGUF through llama.cpp) or openai (any OpenAI-compatible API; key from " + agent.OpenAIKeyEnv + ")"},
+		&cli.StringFlag{Name: "backend", Value: agent.BackendLocal, Usage: "LLM backend: local (GGUF through llama.cpp) or openai (any OpenAI-compatible API; key from " + agent.OpenAIKeyEnv + ")"},
 		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, EnvVars: []string{"FIREACT_MODEL"}, Usage: "GGUF `FILE` (local) or model name (openai)"},
 		&cli.StringSliceFlag{Name: "lora", Usage: "LoRA adapter `FILE` for the local model (repeatable; FILE:SCALE sets a scale)"},
 		&cli.IntFlag{Name: "gpu-layers", Aliases: []string{"ngl"}, Usage: "layers to offload to a GPU (-1: all)"},
 		&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "CPU threads of the local engine (0: all)"},
-		&cli.IntFlag{Name: "kv", Usage: "KV cache cells shared by all questions in flight (0: 2048 per question, at least 4096)"},
+		&cli.IntFlag{Name: "kv", Usage: "KV cache cells shared by all questions in flight (0: each question gets its prompt + max turns x (max tokens + an observation))"},
 		&cli.StringFlag{Name: "base-url", EnvVars: []string{"OPENAI_BASE_URL"}, Usage: "OpenAI-compatible API base `URL` (e.g. http://127.0.0.1:8080/v1)"},
 		&cli.BoolFlag{Name: "completions", Usage: "openai: send prompts to /completions instead of /chat/completions"},
 		&cli.StringFlag{Name: "price", Usage: "openai: `IN,OUT` USD per 1M tokens (default: the built-in table by model name)"},
@@ -41,144 +40,71 @@ func agentFlags(defaultFormat string) []cli.Flag {
 		&cli.StringFlag{Name: "search", Value: agent.SearchLocal, Usage: "search backend: serpapi (key from " + agent.SerpAPIKeyEnv + "), local, replay or none"},
 		&cli.StringFlag{Name: "corpus", Value: "wiki", Usage: "local search corpus `NAME` (fireact index)"},
 		&cli.StringFlag{Name: "search-url", Usage: "SerpAPI endpoint `URL` override"},
-		&cli.Float64Flag{Name: "noise", Usage: "probability that a search observation is replaced by None or another query's (FireAct's robustness test)"},
+		&cli.Float64Flag{Name: "noise", Usage: "probability that a search observation is replaced (FireAct's robustness test)"},
+		&cli.StringFlag{Name: "noise-kind", Value: agent.NoiseMixed, Usage: "what replaces a noisy observation: none (\"None\"), random (another query's recorded observation, never a new search) or mixed (either)"},
+		&cli.BoolFlag{Name: "oracle-retry", Value: oracleRetry, Usage: "reflexion: retry an answer the gold answer says is wrong (an oracle: fine for generating data, not for a score)"},
 		storeDBFlag(),
 		dataDirFlag(),
 	}
 }
 
-// llmSetup is a built LLM with what identifies it in the run record.
-type llmSetup struct {
-	llm         agent.LLM
-	local       bool
-	modelHash   string
-	adapter     string
-	adapterHash string
-	close       func()
-	conc        int
+// llmOptions reads the LLM flags.
+func llmOptions(c *cli.Context) (agent.LLMOptions, error) {
+	o := agent.LLMOptions{Backend: c.String("backend"), Model: c.String("model"), BaseURL: c.String("base-url"),
+		Completions: c.Bool("completions"), Price: c.String("price"), Concurrency: c.Int("concurrency"),
+		Threads: c.Int("threads"), GPULayers: c.Int("gpu-layers"), KV: c.Int("kv")}
+	for _, spec := range c.StringSlice("lora") {
+		path, scale, err := parseLoraSpec(spec)
+		if err != nil {
+			return o, err
+		}
+		o.LoRAs = append(o.LoRAs, agent.LoRA{Path: path, Scale: scale})
+	}
+	return o, nil
 }
 
-func buildLLM(c *cli.Context) (*llmSetup, error) {
-	if c.String("model") == "" {
-		return nil, fmt.Errorf("--model is required (a GGUF file, or a model name with --backend openai)")
-	}
-	conc := c.Int("concurrency")
-	switch c.String("backend") {
-	case "openai":
-		if len(c.StringSlice("lora")) > 0 {
-			return nil, fmt.Errorf("--lora needs --backend local")
-		}
-		if conc <= 0 {
-			conc = 4
-		}
-		opts := agent.OpenAIOptions{Model: c.String("model"), BaseURL: c.String("base-url"),
-			Completions: c.Bool("completions"), Concurrency: conc}
-		if p := c.String("price"); p != "" {
-			pr, err := agent.ParsePrice(p)
-			if err != nil {
-				return nil, err
-			}
-			opts.Price = pr
-		}
-		o, err := agent.NewOpenAI(opts)
-		if err != nil {
-			return nil, err
-		}
-		return &llmSetup{llm: o, close: func() {}, conc: conc}, nil
-	case "local":
-		if conc <= 0 {
-			conc = 8
-		}
-		m, adapters, err := openModel(c)
-		if err != nil {
-			return nil, err
-		}
-		kv := c.Int("kv")
-		if kv <= 0 {
-			kv = max(4096, 2048*conc)
-		}
-		e, err := llama.NewEngine(m, llama.EngineOptions{Context: llama.ContextOptions{NCtx: kv, NSeqMax: conc, Threads: c.Int("threads")}})
-		if err != nil {
-			m.Close()
-			return nil, err
-		}
-		ls := &llmSetup{llm: &agent.LocalLLM{Engine: e, Adapters: adapters}, local: true, conc: conc,
-			close: func() {
-				e.Close()
-				for _, a := range adapters {
-					a.Adapter.Close()
-				}
-				m.Close()
-			}}
-		ls.modelHash, _ = store.FileHash(c.String("model"))
-		var names, hashes []string
-		for _, a := range adapters {
-			names = append(names, a.Adapter.Path())
-			h, _ := store.FileHash(a.Adapter.Path())
-			hashes = append(hashes, h)
-		}
-		ls.adapter, ls.adapterHash = strings.Join(names, ","), strings.Join(hashes, ",")
-		return ls, nil
-	}
-	return nil, fmt.Errorf("unknown --backend %q (want local or openai)", c.String("backend"))
+// agentOptions reads the prompt and sampling flags for one method.
+func agentOptions(c *cli.Context, method, task string) agent.AgentOptions {
+	return agent.AgentOptions{Method: method, MaxTurns: c.Int("max-turns"), Format: c.String("format"), Task: task,
+		PromptFile: c.String("prompt-file"), Grammar: c.Bool("grammar"), OracleRetry: c.Bool("oracle-retry"),
+		Sampling: agent.Sampling{Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
+			MaxTokens: c.Int("max-tokens"), Seed: c.Int64("seed")}}
 }
 
-// buildAgent makes the agent for one method.
-func buildAgent(c *cli.Context, ls *llmSetup, search agent.Tool, methodName, taskName string) (*agent.Agent, error) {
-	m, err := agent.MethodByName(methodName)
+// searchOptions reads the search and noise flags.
+func searchOptions(c *cli.Context) agent.SearchOptions {
+	return agent.SearchOptions{Backend: c.String("search"), Corpus: c.String("corpus"), BaseURL: c.String("search-url"),
+		Noise: c.Float64("noise"), NoiseKind: c.String("noise-kind"), Seed: c.Int64("seed")}
+}
+
+// buildAgents makes the search tool, one agent per method and the LLM they
+// share, sized for them. The caller closes the LLM.
+func buildAgents(c *cli.Context, s *store.Store, task string, methods []string) (*agent.LLMSetup, []*agent.Agent, agent.SearchOptions, error) {
+	so := searchOptions(c)
+	search, err := agent.NewSearch(c.Context, s, so)
 	if err != nil {
-		return nil, err
+		return nil, nil, so, err
 	}
-	if n := c.Int("max-turns"); n > 0 && m.MaxTurns > 1 {
-		m.MaxTurns = n
+	var agents []*agent.Agent
+	for _, m := range methods {
+		a, err := agent.NewAgent(agentOptions(c, strings.TrimSpace(m), task), search)
+		if err != nil {
+			return nil, nil, so, err
+		}
+		agents = append(agents, a)
 	}
-	f, err := agent.ParseFormat(c.String("format"))
+	lo, err := llmOptions(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, so, err
 	}
-	fewshot := agent.FewShotPrompt(taskName, m)
-	if p := c.String("prompt-file"); p != "" {
-		if fewshot, err = agent.LoadPromptFile(p); err != nil {
-			return nil, err
-		}
+	ls, err := agent.NewLLM(lo, agents...)
+	if err != nil {
+		return nil, nil, so, err
 	}
-	if c.Bool("grammar") && !ls.local {
-		return nil, fmt.Errorf("--grammar needs --backend local")
+	if ls.Warning != "" {
+		fmt.Fprintln(c.App.ErrWriter, "warning:", ls.Warning)
 	}
-	return &agent.Agent{LLM: ls.llm, Search: search, Method: m,
-		Prompt:   agent.Prompt{Format: f, FewShot: fewshot},
-		Sampling: agent.Sampling{Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"), MaxTokens: c.Int("max-tokens"), Seed: c.Int64("seed")},
-		Grammar:  c.Bool("grammar")}, nil
-}
-
-func buildSearch(c *cli.Context, s *store.Store, queries []string) (agent.Tool, error) {
-	return agent.NewSearch(c.Context, s, agent.SearchOptions{Backend: c.String("search"), Corpus: c.String("corpus"),
-		BaseURL: c.String("search-url"), Noise: c.Float64("noise"), Seed: c.Int64("seed"), NoiseQueries: queries})
-}
-
-// runConfig is the run's recorded configuration: every flag that shapes
-// results (the store redacts anything secret-looking on top).
-func runConfig(c *cli.Context, method string) string {
-	cfg := map[string]any{"method": method}
-	for _, name := range []string{"backend", "model", "base-url", "completions", "format", "scoring", "prompt-file", "grammar",
-		"temperature", "top-p", "max-tokens", "max-turns", "seed", "search", "corpus", "noise", "task", "split", "order",
-		"offset", "limit", "concurrency"} {
-		if c.IsSet(name) || name == "backend" || name == "format" || name == "scoring" || name == "search" || name == "seed" {
-			cfg[name] = c.Value(name)
-		}
-	}
-	cfg["lora"] = c.StringSlice("lora")
-	b, _ := json.Marshal(cfg)
-	return string(b)
-}
-
-// taskQuestions lists a task's question texts, the "other queries" of noise.
-func taskQuestions(t tasks.Task) []string {
-	qs := make([]string, t.Len())
-	for i := range qs {
-		qs[i] = t.Question(i).Text
-	}
-	return qs
+	return ls, agents, so, nil
 }
 
 // progressPrinter writes a one-line progress report to stderr, rewritten in

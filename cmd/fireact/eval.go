@@ -11,7 +11,7 @@ func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "eval",
 		Usage: "evaluate a student (base model or base + --lora) on a task split, clean or with --noise; prints EM, F1, turns, time and tokens",
-		Flags: append(append(splitFlags(), agentFlags(string(agent.FormatAlpaca))...),
+		Flags: append(append(splitFlags(), agentFlags(string(agent.FormatAlpaca), false)...),
 			&cli.StringFlag{Name: "method", Value: "react", Usage: "react, cot, reflexion or io"},
 			&cli.StringFlag{Name: "compare", Usage: "print the per-question diff against run `RUN` (name or id)"},
 		),

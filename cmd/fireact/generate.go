@@ -15,7 +15,7 @@ func generateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "generate",
 		Usage: "run a teacher over a task split and store its trajectories (resumable with --run)",
-		Flags: append(append(splitFlags(), agentFlags(string(agent.FormatFewShot))...),
+		Flags: append(append(splitFlags(), agentFlags(string(agent.FormatFewShot), true)...),
 			&cli.StringFlag{Name: "methods", Value: "react", Usage: "comma-separated methods: react, cot, reflexion, io (one run each)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -57,30 +57,22 @@ func runSplit(c *cli.Context, kind string, methods []string) error {
 		return err
 	}
 	defer s.Close()
-	ls, err := buildLLM(c)
+	ls, agents, so, err := buildAgents(c, s, task.Name(), methods)
 	if err != nil {
 		return err
 	}
-	defer ls.close()
-	search, err := buildSearch(c, s, taskQuestions(task))
-	if err != nil {
-		return err
-	}
-	for _, method := range methods {
-		method = strings.TrimSpace(method)
-		a, err := buildAgent(c, ls, search, method, task.Name())
-		if err != nil {
-			return err
-		}
+	defer ls.Close()
+	for _, a := range agents {
+		method := a.Method.Name
 		name := c.String("run")
 		if name != "" && len(methods) > 1 {
 			name += "-" + method
 		}
+		cfg := agent.NewRunConfig(ls, a, so)
+		cfg.Order, cfg.Offset, cfg.Limit, cfg.Scoring = order, c.Int("offset"), c.Int("limit"), string(sc)
 		rep, err := agent.RunTask(c.Context, agent.RunSpec{Store: s, Task: task, Agent: a, Indices: idx,
-			Concurrency: ls.conc, Progress: progressPrinter(method),
-			Run: store.Run{Name: name, Kind: kind, Config: runConfig(c, method), Model: c.String("model"),
-				ModelHash: ls.modelHash, Adapter: ls.adapter, AdapterHash: ls.adapterHash, Method: method,
-				Task: task.Name(), Split: task.Split(), Noise: c.Float64("noise"), Seed: c.Int64("seed")}})
+			Concurrency: ls.Concurrency, Progress: progressPrinter(method),
+			Run: cfg.StoreRun(name, kind, task.Name(), task.Split())})
 		if rep.Run.ID != 0 {
 			printSummary(c, rep)
 		}

@@ -15,7 +15,7 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "answer one question, streaming the trajectory to the terminal",
 		ArgsUsage: "\"QUESTION\"",
-		Flags: append(agentFlags(string(agent.FormatFewShot)),
+		Flags: append(agentFlags(string(agent.FormatFewShot), false),
 			&cli.StringFlag{Name: "method", Value: "react", Usage: "react, cot, reflexion or io"},
 			&cli.StringFlag{Name: "task", Usage: "task whose built-in examples and answer style to use (hotpotqa, strategyqa, mmlu)"},
 			&cli.StringFlag{Name: "gold", Usage: "gold answer, to score the answer"},
@@ -34,24 +34,17 @@ func runCommand() *cli.Command {
 				return err
 			}
 			defer s.Close()
-			ls, err := buildLLM(c)
+			ls, agents, so, err := buildAgents(c, s, c.String("task"), []string{c.String("method")})
 			if err != nil {
 				return err
 			}
-			defer ls.close()
-			search, err := buildSearch(c, s, nil)
-			if err != nil {
-				return err
-			}
-			a, err := buildAgent(c, ls, search, c.String("method"), c.String("task"))
-			if err != nil {
-				return err
-			}
+			defer ls.Close()
+			a := agents[0]
 			var rec *store.Store
 			var runID int64
 			if name := c.String("record"); name != "" {
-				r, _, err := agent.OpenRun(c.Context, s, store.Run{Name: name, Kind: store.KindEval, Config: runConfig(c, c.String("method")),
-					Model: c.String("model"), Method: a.Method.Name, Task: agent.AdhocTask, Split: agent.AdhocSplit, Seed: c.Int64("seed")})
+				run := agent.NewRunConfig(ls, a, so).StoreRun(name, store.KindEval, agent.AdhocTask, agent.AdhocSplit)
+				r, _, err := agent.OpenRun(c.Context, s, run)
 				if err != nil {
 					return err
 				}

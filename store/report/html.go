@@ -211,7 +211,7 @@ svg .axisname { font-size: 12px; } svg .cat { font-size: 11px; }
 {{if .R.Runs}}<h2>Runs</h2>
 <table id="runs">
 <tr><th>Run</th><th>Kind</th><th>Model</th><th>Method</th><th>Task</th><th>Noise</th><th>Answered</th><th>Errors</th><th>EM</th><th>F1</th><th>Turns</th><th>Tokens/q</th><th>Seconds/q</th><th>Cost</th><th>Cost/q</th></tr>
-{{range .R.Runs}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Model}}{{if .Adapter}}+{{.Adapter}}{{end}}</td><td>{{.Method}}</td><td>{{.Task}}{{if .Split}}/{{.Split}}{{end}}</td><td>{{noise .Noise}}</td>
+{{range .R.Runs}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Model}}{{if .Adapter}}+{{.Adapter}}{{end}}</td><td>{{.Method}}{{if .OracleRetry}}+oracle{{end}}</td><td>{{.Task}}{{if .Split}}/{{.Split}}{{end}}</td><td>{{noise .Noise}}{{if and .Noise .NoiseKind}} {{.NoiseKind}}{{end}}</td>
 <td class="n">{{.Answered}} of {{.Asked}}</td><td class="n">{{.Errors}}</td><td class="n">{{pct .EM}}</td><td class="n">{{pct .F1}}</td><td class="n">{{f "%.2f" .MeanTurns}}</td><td class="n">{{f "%.0f" .TokensPerQ}}</td><td class="n">{{f "%.2f" .SecondsPerQ}}</td><td class="n">{{f "%.4f" .Cost}}</td><td class="n">{{f "%.5f" .CostPerQ}}</td></tr>
 {{end}}</table>{{end}}
 

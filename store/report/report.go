@@ -12,6 +12,7 @@ package report
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -66,7 +67,12 @@ type RunRow struct {
 	Task    string  `json:"task"`
 	Split   string  `json:"split"`
 	Noise   float64 `json:"noise"`
-	Status  string  `json:"status"`
+	// NoiseKind is the run's noise setting ("none", "random", "mixed"; "" when
+	// clean or not recorded); OracleRetry is set when Reflexion retried
+	// answers the gold answer said were wrong, an oracle that inflates EM.
+	NoiseKind   string `json:"noise_kind,omitempty"`
+	OracleRetry bool   `json:"oracle_retry,omitempty"`
+	Status      string `json:"status"`
 	// Episodes counts all recorded episodes; Finished those that are results
 	// (done or unfinished); Errors those that failed and would be retried.
 	Episodes int `json:"episodes"`
@@ -329,6 +335,7 @@ func (rep *Report) addRun(ctx context.Context, st *store.Store, r store.Run, tas
 		Task: r.Task, Split: r.Split, Noise: r.Noise, Status: r.Status, Episodes: sum.Episodes,
 		Errors: sum.ByStatus[store.EpisodeError], Asked: sum.Asked, Answered: sum.Answered, EM: sum.EM, F1: sum.F1, MeanTurns: sum.MeanTurns,
 		SecondsPerQ: sum.SecondsPerQ, Cost: sum.Cost}
+	row.NoiseKind, row.OracleRetry = configFlags(r.Config)
 	row.Finished = sum.Episodes - row.Errors
 	if row.Finished > 0 {
 		row.TokensPerQ = float64(sum.PromptTokens+sum.GeneratedTokens) / float64(row.Finished)
@@ -391,6 +398,27 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // noiseGroups groups runs by everything but their noise setting.
+// configFlags reads the noise kind and oracle retry from a run's recorded
+// configuration (agent.RunConfig's JSON); other configurations have neither.
+func configFlags(config string) (noiseKind string, oracle bool) {
+	var c struct {
+		NoiseKind   string `json:"noise_kind"`
+		OracleRetry bool   `json:"oracle_retry"`
+	}
+	if json.Unmarshal([]byte(config), &c) != nil {
+		return "", false
+	}
+	return c.NoiseKind, c.OracleRetry
+}
+
+// methodLabel marks a method that used the gold answer to retry.
+func methodLabel(method string, oracle bool) string {
+	if oracle {
+		return method + "+oracle"
+	}
+	return method
+}
+
 func noiseGroups(runs []store.Run, rows []RunRow) []NoiseGroup {
 	idx := map[string]int{}
 	groups := []NoiseGroup{}
@@ -400,7 +428,7 @@ func noiseGroups(runs []store.Run, rows []RunRow) []NoiseGroup {
 			cfg += "+" + r.Adapter
 			lbl += "+" + fileLabel(r.Adapter)
 		}
-		run := " " + r.Method + " " + r.Task
+		run := " " + methodLabel(r.Method, rows[i].OracleRetry) + " " + r.Task
 		if r.Split != "" {
 			run += "/" + r.Split
 		}

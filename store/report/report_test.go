@@ -456,3 +456,45 @@ func TestWrapLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestReportShowsOracleAndNoiseKind checks that a run's recorded oracle retry
+// and noise kind (agent.RunConfig's JSON fields) show in the text and HTML
+// reports: a Reflexion score that used the gold answer must not pass for a
+// plain one, nor "None" noise for "random" noise.
+func TestReportShowsOracleAndNoiseKind(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fireact.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, r := range []store.Run{
+		{Name: "teacher", Kind: store.KindGenerate, Method: "reflexion", Task: "hotpotqa", Split: "train",
+			Config: `{"version":1,"method":"reflexion","oracle_retry":true,"noise":0}`},
+		{Name: "student", Kind: store.KindEval, Method: "react", Task: "hotpotqa", Split: "dev", Noise: 0.5,
+			Config: `{"version":1,"method":"react","oracle_retry":false,"noise":0.5,"noise_kind":"random"}`},
+	} {
+		if _, err := st.CreateRun(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Build(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, page bytes.Buffer
+	if err := Text(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := HTML(&page, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{text.String(), page.String()} {
+		if !strings.Contains(out, "reflexion+oracle") || !strings.Contains(out, "0.5 random") {
+			t.Fatalf("report lacks the oracle retry or the noise kind:\n%s", out)
+		}
+		if strings.Contains(out, "react+oracle") {
+			t.Fatalf("a run without oracle retry is marked as one:\n%s", out)
+		}
+	}
+}

@@ -31,6 +31,14 @@ func noiseLabel(n float64) string {
 	return fmt.Sprintf("noise %g", n)
 }
 
+// noiseKindLabel is noiseLabel with the kind of noise, when recorded.
+func noiseKindLabel(n float64, kind string) string {
+	if n == 0 || kind == "" {
+		return noiseLabel(n)
+	}
+	return noiseLabel(n) + " " + kind
+}
+
 // clip shortens s to at most n runes for a table cell.
 func clip(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
@@ -69,7 +77,7 @@ func Text(w io.Writer, rep *Report) error {
 			// EM is over the questions asked: "answered 499 of 500" says how
 			// many of them count.
 			p("%s\t%s\t%s\t%s\t%s\t%s\t%d of %d\t%s\t%s\t%.2f\t%.0f\t%.2f\t%.4f\n", clip(r.Label, 28), r.Kind, clip(orDash(model), 28),
-				orDash(r.Method), orDash(r.Task), noiseLabel(r.Noise), r.Answered, r.Asked, pct(r.EM), pct(r.F1), r.MeanTurns,
+				orDash(methodLabel(r.Method, r.OracleRetry)), orDash(r.Task), noiseKindLabel(r.Noise, r.NoiseKind), r.Answered, r.Asked, pct(r.EM), pct(r.F1), r.MeanTurns,
 				r.TokensPerQ, r.SecondsPerQ, r.Cost)
 		}
 	}
