@@ -28,14 +28,14 @@ func (e *Engine) planStep(slots []*slot, group []*slot) []feed {
 	neverSplit := e.opts.Context.KVUnified || e.ctx.NSeqMax() == 1
 	var chunk *slot
 	for _, s := range group {
-		if !s.hasNext && len(s.pending) > 0 && (chunk == nil || s.job.admitted.Before(chunk.job.admitted)) {
+		if !s.req.hasNext && len(s.req.pending) > 0 && (chunk == nil || s.req.job.admitted.Before(chunk.req.job.admitted)) {
 			chunk = s
 		}
 	}
 	var plan []feed
 	used := 0
 	for _, s := range group {
-		if (s.hasNext || len(s.pending) > 0) && used < nb {
+		if (s.req.hasNext || len(s.req.pending) > 0) && used < nb {
 			plan = append(plan, feed{s, 1})
 			used++
 		}
@@ -44,10 +44,10 @@ func (e *Engine) planStep(slots []*slot, group []*slot) []feed {
 	// already producing text, so prompts share only the room that is left.
 	for i := range plan {
 		s := plan[i].s
-		if s.hasNext || (!neverSplit && s != chunk) {
+		if s.req.hasNext || (!neverSplit && s != chunk) {
 			continue
 		}
-		n := min(len(s.pending), nb-used+1)
+		n := min(len(s.req.pending), nb-used+1)
 		used += n - 1
 		plan[i].n = n
 	}

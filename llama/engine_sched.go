@@ -9,26 +9,61 @@ import (
 	"time"
 )
 
-// slot is one sequence of the context.
+// slot is one sequence of the context: its KV cells, which outlive requests, and
+// the request running on them, if any.
 type slot struct {
-	id  int
-	job *job // nil when idle
+	id int
 	// kv lists the tokens whose KV cells this sequence holds, positions 0..len-1.
 	// An idle slot keeps its cells so a later prompt with the same prefix (the next
-	// agent turn, a shared few-shot prompt) can reuse them.
+	// agent turn, a shared few-shot prompt) can reuse them. Only cutKV, shareKV
+	// and decoded change it, each together with the cells.
 	kv         []Token
-	adapterKey string
-	pending    []Token // prompt tokens still to decode
-	next       Token   // sampled token to decode in the next step (generation phase)
-	hasNext    bool
-	lastUse    int64
-	text       textStream
-	firstTok   time.Time
-	cached     int
-	generated  []Token
+	adapterKey string // the adapter set the cells were computed with
+	lastUse    int64  // scheduler tick of the last decode or admission
+	req        *slotRequest
 }
 
-func (s *slot) active() bool { return s.job != nil }
+// slotRequest is the request running on a slot; a new one for every admission,
+// so nothing of an earlier request can leak into the next.
+type slotRequest struct {
+	job       *job
+	pending   []Token // prompt tokens still to decode
+	next      Token   // sampled token to decode in the next step (generation phase)
+	hasNext   bool
+	text      textStream
+	firstTok  time.Time // when the first token was sampled
+	cached    int       // prompt tokens whose cells were reused
+	generated []Token
+}
+
+func (s *slot) active() bool { return s.req != nil }
+
+// cutKV drops the cells of s from position n on.
+func (e *Engine) cutKV(s *slot, n int) {
+	e.ctx.SeqRemove(s.id, n, -1)
+	s.kv = s.kv[:n]
+}
+
+// shareKV gives dst the cells of src's first n tokens in place of its own.
+func (e *Engine) shareKV(dst, src *slot, n int) {
+	e.cutKV(dst, 0)
+	if n == 0 {
+		return
+	}
+	if e.opts.Context.KVUnified {
+		// Same buffer: the cells become shared, nothing is copied.
+		e.ctx.SeqCopy(src.id, dst.id, 0, n)
+	} else {
+		// Separate streams: llama.cpp copies a whole stream, so copy it and cut
+		// the copy back to the shared prefix.
+		e.ctx.SeqCopy(src.id, dst.id, -1, -1)
+		e.ctx.SeqRemove(dst.id, n, -1)
+	}
+	dst.kv = append(dst.kv, src.kv[:n]...)
+}
+
+// decoded records tokens a successful decode just stored in the cells of s.
+func (s *slot) decoded(toks ...Token) { s.kv = append(s.kv, toks...) }
 
 // run is the scheduler: the only goroutine that touches the context.
 func (e *Engine) run() {
@@ -39,14 +74,16 @@ func (e *Engine) run() {
 	}
 	var queue []*job
 	var tick int64
-	curAdapters := ""
+	// The adapter set on the context; unknown after a failed change, when the
+	// next group must set its own whatever its key.
+	curAdapters, adaptersKnown := "", true
 	batch := &Batch{}
 
 	failAll := func(err error) {
 		for _, s := range slots {
-			if s.job != nil {
-				s.job.finish(nil, err)
-				s.job = nil
+			if s.req != nil {
+				s.req.job.finish(nil, err)
+				s.req = nil
 			}
 		}
 		for _, j := range queue {
@@ -98,7 +135,7 @@ func (e *Engine) run() {
 		queue = kept
 		for _, s := range slots {
 			if s.active() {
-				if err := s.job.ctx.Err(); err != nil {
+				if err := s.req.job.ctx.Err(); err != nil {
 					e.release(s, nil, err)
 				}
 			}
@@ -110,7 +147,7 @@ func (e *Engine) run() {
 		groups := map[string][]*slot{}
 		var order []string
 		for _, s := range slots {
-			if !s.active() || (!s.hasNext && len(s.pending) == 0) {
+			if !s.active() || (!s.req.hasNext && len(s.req.pending) == 0) {
 				continue
 			}
 			if _, ok := groups[s.adapterKey]; !ok {
@@ -121,15 +158,15 @@ func (e *Engine) run() {
 		sort.Strings(order)
 		for _, key := range order {
 			group := groups[key]
-			if key != curAdapters {
-				if err := e.applyAdapters(group[0].job.req.Adapters); err != nil {
+			if key != curAdapters || !adaptersKnown {
+				if err := e.applyAdapters(group[0].req.job.req.Adapters); err != nil {
 					for _, s := range group {
 						e.release(s, nil, err)
 					}
-					curAdapters = "\x00invalid"
+					adaptersKnown = false
 					continue
 				}
-				curAdapters = key
+				curAdapters, adaptersKnown = key, true
 			}
 			e.step(slots, group, batch, tick)
 		}
@@ -150,32 +187,14 @@ func (e *Engine) admit(slots []*slot, queue []*job, tick int64) []*job {
 		}
 		t, src, reuse := a.target, a.src, a.reuse
 		if t == src {
-			e.ctx.SeqRemove(t.id, reuse, -1)
-			t.kv = t.kv[:reuse]
+			e.cutKV(t, reuse)
 		} else {
-			e.ctx.SeqRemove(t.id, -1, -1)
-			t.kv = t.kv[:0]
-			if reuse > 0 {
-				if e.opts.Context.KVUnified {
-					// Same buffer: the cells become shared, nothing is copied.
-					e.ctx.SeqCopy(src.id, t.id, 0, reuse)
-				} else {
-					// Separate streams: llama.cpp copies a whole stream, so copy
-					// it and cut the copy back to the shared prefix.
-					e.ctx.SeqCopy(src.id, t.id, -1, -1)
-					e.ctx.SeqRemove(t.id, reuse, -1)
-				}
-				t.kv = append(t.kv, j.prompt[:reuse]...)
-			}
+			e.shareKV(t, src, reuse)
 		}
-		t.job = j
 		t.adapterKey = j.adapterKey
-		t.pending = j.prompt[reuse:]
-		t.hasNext = false
-		t.text.reset(j.req.Stop)
-		t.cached = reuse
-		t.generated = nil
 		t.lastUse = tick
+		t.req = &slotRequest{job: j, pending: j.prompt[reuse:], cached: reuse}
+		t.req.text.reset(j.req.Stop)
 		j.admitted = time.Now()
 		e.stats.promptTokens.Add(int64(len(j.prompt)))
 		e.stats.promptReused.Add(int64(reuse))
@@ -222,10 +241,10 @@ func chooseAdmission(slots []*slot, prompt []Token, key string, minShared int, n
 			if n := commonPrefix(s.kv, prompt); n > best || (n == best && src != nil && !s.active() && src.active()) {
 				best, src = n, s
 			}
-			if s.active() && len(s.pending) > 0 {
+			if s.active() && len(s.req.pending) > 0 {
 				n := commonPrefix(s.kv, prompt)
 				if n == len(s.kv) {
-					n += commonPrefix(s.pending, prompt[n:])
+					n += commonPrefix(s.req.pending, prompt[n:])
 				}
 				bestFuture = max(bestFuture, n)
 			}
@@ -297,19 +316,19 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 		}
 		var bridges []feed
 		for _, f := range plan {
-			s := f.s
+			s, q := f.s, f.s.req
 			switch {
 			case f.n == 0: // a bridge: one throwaway token, removed after the decode
 				batch.Add(0, len(s.kv), s.id, false)
 				bridges = append(bridges, f)
-			case s.hasNext:
-				batch.Add(s.next, len(s.kv), s.id, true)
+			case q.hasNext:
+				batch.Add(q.next, len(s.kv), s.id, true)
 				rows = append(rows, row{s, batch.Len() - 1})
 				fed = append(fed, f)
 			default:
 				for i := 0; i < f.n; i++ {
-					last := i == f.n-1 && f.n == len(s.pending)
-					batch.Add(s.pending[i], len(s.kv)+i, s.id, last)
+					last := i == f.n-1 && f.n == len(q.pending)
+					batch.Add(q.pending[i], len(s.kv)+i, s.id, last)
 					if last {
 						rows = append(rows, row{s, batch.Len() - 1})
 					}
@@ -319,7 +338,7 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 		}
 		err := e.ctx.Decode(batch)
 		for _, f := range bridges {
-			e.ctx.SeqRemove(f.s.id, len(f.s.kv), -1)
+			e.cutKV(f.s, len(f.s.kv))
 		}
 		e.stats.decodes.Add(1)
 		if err == nil {
@@ -333,13 +352,12 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 			}
 			victim := group[0]
 			for _, s := range group {
-				if s.job.admitted.After(victim.job.admitted) {
+				if s.req.job.admitted.After(victim.req.job.admitted) {
 					victim = s
 				}
 			}
 			e.release(victim, nil, ErrContextFull)
-			e.ctx.SeqRemove(victim.id, -1, -1)
-			victim.kv = victim.kv[:0]
+			e.cutKV(victim, 0)
 			var rest []*slot
 			for _, s := range group {
 				if s != victim {
@@ -359,13 +377,13 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 			return
 		}
 		for _, f := range fed {
-			s := f.s
-			if s.hasNext && f.n == 1 && len(s.pending) == 0 {
-				s.kv = append(s.kv, s.next)
-				s.hasNext = false
+			s, q := f.s, f.s.req
+			if q.hasNext && f.n == 1 && len(q.pending) == 0 {
+				s.decoded(q.next)
+				q.hasNext = false
 			} else {
-				s.kv = append(s.kv, s.pending[:f.n]...)
-				s.pending = s.pending[f.n:]
+				s.decoded(q.pending[:f.n]...)
+				q.pending = q.pending[f.n:]
 				e.stats.promptDecoded.Add(int64(f.n))
 			}
 			s.lastUse = tick
@@ -374,7 +392,7 @@ func (e *Engine) step(slots []*slot, group []*slot, batch *Batch, tick int64) {
 		errs := make([]error, len(rows))
 		chains := 0
 		for _, r := range rows {
-			if !r.s.job.argmax {
+			if !r.s.req.job.argmax {
 				chains++
 			}
 		}
@@ -391,8 +409,7 @@ func (e *Engine) evictIdle(slots []*slot) bool {
 	freed := false
 	for _, s := range slots {
 		if !s.active() && len(s.kv) > 0 {
-			e.ctx.SeqRemove(s.id, -1, -1)
-			s.kv = s.kv[:0]
+			e.cutKV(s, 0)
 			freed = true
 		}
 	}
@@ -402,10 +419,10 @@ func (e *Engine) evictIdle(slots []*slot) bool {
 // sampleRow draws the next token of s from batch row idx. It touches only s's own
 // sampler and reads the shared logits, so rows may be sampled concurrently.
 func (e *Engine) sampleRow(s *slot, idx int) (Token, error) {
-	if s.job.argmax {
+	if s.req.job.argmax {
 		return e.ctx.Argmax(idx)
 	}
-	return s.job.smp.sample(e.ctx, idx)
+	return s.req.job.smp.sample(e.ctx, idx)
 }
 
 // sampleRows runs f(0..n-1), spread over the CPUs when parallel is set: a grammar
@@ -439,25 +456,26 @@ func (e *Engine) sampleRows(n int, parallel bool, f func(i int)) {
 
 // afterLogits takes the token drawn for s (or why none was) and checks for the end.
 func (e *Engine) afterLogits(s *slot, tok Token, err error) {
-	j := s.job
+	q := s.req
+	j := q.job
 	if err != nil {
 		e.release(s, nil, err)
 		return
 	}
-	if len(s.generated) == 0 {
-		s.firstTok = time.Now()
+	if len(q.generated) == 0 {
+		q.firstTok = time.Now()
 	}
 	e.stats.generated.Add(1)
 	if !j.req.IgnoreEOS && e.m.IsEOG(tok) {
 		e.release(s, &Result{FinishReason: FinishStop}, nil)
 		return
 	}
-	s.generated = append(s.generated, tok)
-	if stop := s.text.add(e.m.TokenPiece(tok, false)); stop != "" {
+	q.generated = append(q.generated, tok)
+	if stop := q.text.add(e.m.TokenPiece(tok, false)); stop != "" {
 		e.release(s, &Result{FinishReason: FinishStop, StopString: stop}, nil)
 		return
 	}
-	if j.req.MaxTokens > 0 && len(s.generated) >= j.req.MaxTokens {
+	if j.req.MaxTokens > 0 && len(q.generated) >= j.req.MaxTokens {
 		e.release(s, &Result{FinishReason: FinishLength}, nil)
 		return
 	}
@@ -466,36 +484,35 @@ func (e *Engine) afterLogits(s *slot, tok Token, err error) {
 		return
 	}
 	// Hand over text that can no longer be part of a stop string.
-	j.push(s.text.ready())
-	s.next, s.hasNext = tok, true
+	j.push(q.text.ready())
+	q.next, q.hasNext = tok, true
 }
 
-// release finishes the job of s (with a result or an error) and makes s idle.
+// release finishes the request of s (with a result or an error) and makes s idle;
+// its cells stay for later prompts to reuse.
 func (e *Engine) release(s *slot, r *Result, err error) {
-	j := s.job
-	if j == nil {
+	q := s.req
+	if q == nil {
 		return
 	}
-	s.job = nil
-	s.pending = nil
-	s.hasNext = false
+	s.req = nil
+	j := q.job
 	if err != nil {
 		j.finish(nil, err)
 		return
 	}
-	j.push(s.text.rest())
-	r.Text = s.text.text()
-	r.Tokens = s.generated
+	j.push(q.text.rest())
+	r.Text = q.text.text()
+	r.Tokens = q.generated
 	r.PromptTokens = len(j.prompt)
-	r.CachedTokens = s.cached
+	r.CachedTokens = q.cached
 	now := time.Now()
-	if s.firstTok.IsZero() || s.firstTok.Before(j.admitted) {
+	if q.firstTok.IsZero() {
 		r.PromptTime = now.Sub(j.admitted)
 	} else {
-		r.PromptTime = s.firstTok.Sub(j.admitted)
-		r.GenTime = now.Sub(s.firstTok)
+		r.PromptTime = q.firstTok.Sub(j.admitted)
+		r.GenTime = now.Sub(q.firstTok)
 	}
-	s.firstTok = time.Time{}
 	e.stats.requests.Add(1)
 	j.finish(r, nil)
 }

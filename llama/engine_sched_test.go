@@ -17,8 +17,7 @@ func makeSlots(states []slotState) []*slot {
 	for i, st := range states {
 		s := &slot{id: i, kv: st.kv, adapterKey: st.key, lastUse: st.lastUse}
 		if st.busy {
-			s.job = &job{}
-			s.pending = st.pending
+			s.req = &slotRequest{job: &job{}, pending: st.pending}
 		}
 		slots[i] = s
 	}
