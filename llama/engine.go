@@ -78,20 +78,24 @@ type Request struct {
 	OnText func(text string) error
 }
 
+// FinishReason says why a generation ended. Its values are the OpenAI API's
+// finish_reason strings, so the wire format is string(reason).
+type FinishReason string
+
 // Finish reasons.
 const (
-	FinishStop   = "stop"   // end-of-generation token or a stop string
-	FinishLength = "length" // MaxTokens reached or the context is full
+	FinishStop   FinishReason = "stop"   // end-of-generation token or a stop string
+	FinishLength FinishReason = "length" // MaxTokens reached or the context is full
 )
 
 // Result is a finished generation.
 type Result struct {
 	Text         string
 	Tokens       []Token // generated tokens
-	FinishReason string  // FinishStop or FinishLength
-	StopString   string  // the stop string that matched, if any
-	PromptTokens int     // tokens in the prompt
-	CachedTokens int     // prompt tokens reused from the KV cache, not decoded again
+	FinishReason FinishReason
+	StopString   string // the stop string that matched, if any
+	PromptTokens int    // tokens in the prompt
+	CachedTokens int    // prompt tokens reused from the KV cache, not decoded again
 	// OutOfContext is set when generation stopped (FinishLength) because the
 	// request's KV cells were used up, not because MaxTokens was reached: the
 	// text is cut short, which a caller continuing a conversation must know.
