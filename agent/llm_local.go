@@ -74,7 +74,7 @@ func (l *LocalLLM) Complete(ctx context.Context, req Request) (Response, error) 
 		PromptTokens:    r.PromptTokens,
 		CachedTokens:    r.CachedTokens,
 		GeneratedTokens: len(r.Tokens),
-		FinishReason:    r.FinishReason,
+		FinishReason:    string(r.FinishReason),
 		Latency:         time.Since(start),
 	}, nil
 }

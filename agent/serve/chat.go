@@ -70,7 +70,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			Usage: usageOf(cs, results)}
 		for i, res := range results {
 			resp.Choices = append(resp.Choices, ChatChoice{Index: cs[i].index,
-				Message: ChatMessage{Role: "assistant", Content: MessageContent(res.Text)}, FinishReason: res.FinishReason})
+				Message: ChatMessage{Role: "assistant", Content: MessageContent(res.Text)}, FinishReason: string(res.FinishReason)})
 		}
 		writeJSON(w, http.StatusOK, resp)
 		return
@@ -95,7 +95,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, res := range results {
-		stream.send(chunk(cs[i].index, ChatDelta{}, &res.FinishReason))
+		stream.send(chunk(cs[i].index, ChatDelta{}, new(string(res.FinishReason))))
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		u := usageOf(cs, results)

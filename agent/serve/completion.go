@@ -48,7 +48,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		resp := CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: b.Model}
 		for i, res := range results {
-			resp.Choices = append(resp.Choices, CompletionChoice{Text: res.Text, Index: cs[i].index, FinishReason: &res.FinishReason})
+			resp.Choices = append(resp.Choices, CompletionChoice{Text: res.Text, Index: cs[i].index, FinishReason: new(string(res.FinishReason))})
 		}
 		u := usageOf(cs, results)
 		resp.Usage = &u
@@ -69,7 +69,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, res := range results {
-		stream.send(chunk(cs[i].index, "", &res.FinishReason))
+		stream.send(chunk(cs[i].index, "", new(string(res.FinishReason))))
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		u := usageOf(cs, results)
