@@ -8,7 +8,6 @@ import (
 
 	"github.com/fireact/fireact/agent/metrics"
 	"github.com/fireact/fireact/agent/turn"
-	"github.com/fireact/fireact/store"
 	"github.com/fireact/fireact/store/trajectory"
 )
 
@@ -65,14 +64,18 @@ type Query struct {
 
 // StepInfo is what the store records about a step beyond its text.
 type StepInfo struct {
-	Raw             string // the model's text, re-ask included
-	PromptTokens    int
+	Raw          string // the model's text, re-ask included
+	PromptTokens int
+	// CachedTokens are prompt tokens the LLM reused from its KV cache (prefix
+	// reuse), not tool-cache hits.
 	CachedTokens    int
 	GeneratedTokens int
 	Latency         time.Duration
 	Noise           string
-	Cached          bool
-	Invalid         bool // the turn did not parse
+	// ToolCacheHit is set when the search observation came from the tool
+	// cache (Observation.Cached) instead of the backend.
+	ToolCacheHit bool
+	Invalid      bool // the turn did not parse
 }
 
 // Usage sums the LLM calls of an episode.
@@ -97,19 +100,19 @@ type Result struct {
 	Trajectory trajectory.Trajectory
 	// Info has one entry per trajectory step.
 	Info []StepInfo
-	// Status is store.EpisodeDone, store.EpisodeUnfinished or store.EpisodeError.
-	Status  string
+	// Status is trajectory.StatusDone, StatusUnfinished or StatusError (the
+	// store's episode statuses); the failure of an error episode is Solve's
+	// error, not part of the result.
+	Status  trajectory.Status
 	Scores  metrics.Scores
 	Usage   Usage
 	Latency time.Duration
-	// Err is the failure of an error episode.
-	Err error
 }
 
 // Solve runs one episode. It returns an error (with Result.Status
-// store.EpisodeError and the steps so far) when the LLM or a tool fails for
-// good or ctx is cancelled; running out of turns or of parseable output is a
-// result (store.EpisodeUnfinished), not an error.
+// trajectory.StatusError and the steps so far) when the LLM or a tool fails
+// for good or ctx is cancelled; running out of turns or of parseable output is
+// a result (trajectory.StatusUnfinished), not an error.
 func (a *Agent) Solve(ctx context.Context, q Query) (Result, error) {
 	start := time.Now()
 	ep := &episode{a: a, q: q, m: a.Method}
@@ -123,8 +126,7 @@ func (a *Agent) Solve(ctx context.Context, q Query) (Result, error) {
 	res := ep.result()
 	res.Latency = time.Since(start)
 	if err != nil {
-		res.Status = store.EpisodeError
-		res.Err = err
+		res.Status = trajectory.StatusError
 		return res, err
 	}
 	return res, nil
@@ -347,7 +349,7 @@ func (e *episode) search(ctx context.Context, step *trajectory.Step, info *StepI
 		return fmt.Errorf("agent: search %q: %w", turn.Clip(step.Argument, 60), err)
 	}
 	info.Latency += time.Since(start)
-	info.Noise, info.Cached = obs.Noise, obs.Cached
+	info.Noise, info.ToolCacheHit = obs.Noise, obs.Cached
 	step.Observation = observationLine(obs.Text)
 	return nil
 }
@@ -381,9 +383,9 @@ func (e *episode) result() Result {
 			break
 		}
 	}
-	status := store.EpisodeUnfinished
+	status := trajectory.StatusUnfinished
 	if e.finished {
-		status = store.EpisodeDone
+		status = trajectory.StatusDone
 	}
 	return Result{Trajectory: t, Info: e.info, Status: status, Scores: e.scores, Usage: e.usage}
 }
