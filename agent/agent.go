@@ -8,7 +8,6 @@ import (
 
 	"github.com/fireact/fireact/agent/metrics"
 	"github.com/fireact/fireact/agent/turn"
-	"github.com/fireact/fireact/store"
 	"github.com/fireact/fireact/store/trajectory"
 )
 
@@ -65,14 +64,18 @@ type Query struct {
 
 // StepInfo is what the store records about a step beyond its text.
 type StepInfo struct {
-	Raw             string // the model's text, re-ask included
-	PromptTokens    int
+	Raw          string // the model's text, re-ask included
+	PromptTokens int
+	// CachedTokens are prompt tokens the LLM reused from its KV cache (prefix
+	// reuse), not tool-cache hits.
 	CachedTokens    int
 	GeneratedTokens int
 	Latency         time.Duration
 	Noise           string
-	Cached          bool
-	Invalid         bool // the turn did not parse
+	// ToolCacheHit is set when the search observation came from the tool
+	// cache (Observation.Cached) instead of the backend.
+	ToolCacheHit bool
+	Invalid      bool // the turn did not parse
 }
 
 // Usage sums the LLM calls of an episode.
@@ -97,19 +100,19 @@ type Result struct {
 	Trajectory trajectory.Trajectory
 	// Info has one entry per trajectory step.
 	Info []StepInfo
-	// Status is store.EpisodeDone, store.EpisodeUnfinished or store.EpisodeError.
-	Status  string
+	// Status is trajectory.StatusDone, StatusUnfinished or StatusError (the
+	// store's episode statuses); the failure of an error episode is Solve's
+	// error, not part of the result.
+	Status  trajectory.Status
 	Scores  metrics.Scores
 	Usage   Usage
 	Latency time.Duration
-	// Err is the failure of an error episode.
-	Err error
 }
 
 // Solve runs one episode. It returns an error (with Result.Status
-// store.EpisodeError and the steps so far) when the LLM or a tool fails for
-// good or ctx is cancelled; running out of turns or of parseable output is a
-// result (store.EpisodeUnfinished), not an error.
+// trajectory.StatusError and the steps so far) when the LLM or a tool fails
+// for good or ctx is cancelled; running out of turns or of parseable output is
+// a result (trajectory.StatusUnfinished), not an error.
 func (a *Agent) Solve(ctx context.Context, q Query) (Result, error) {
 	start := time.Now()
 	ep := &episode{a: a, q: q, m: a.Method}
@@ -123,8 +126,7 @@ func (a *Agent) Solve(ctx context.Context, q Query) (Result, error) {
 	res := ep.result()
 	res.Latency = time.Since(start)
 	if err != nil {
-		res.Status = store.EpisodeError
-		res.Err = err
+		res.Status = trajectory.StatusError
 		return res, err
 	}
 	return res, nil
@@ -143,69 +145,89 @@ type episode struct {
 	reward   float64
 }
 
+// loop is the bookkeeping of one episode's turn loop.
+type loop struct {
+	maxInvalid int  // consecutive unparseable turns that end the episode
+	invalid    int  // consecutive unparseable turns so far
+	retries    int  // oracle retries of a wrong finish left
+	reflected  bool // the step-limit reflection was injected
+	wrong      bool // the last finish was wrong and retried: reflect on it next
+}
+
 func (e *episode) run(ctx context.Context) error {
-	maxInvalid := e.a.MaxInvalid
-	if maxInvalid <= 0 {
-		maxInvalid = 3
+	l := loop{maxInvalid: e.a.MaxInvalid}
+	if l.maxInvalid <= 0 {
+		l.maxInvalid = 3
 	}
-	reflected := false
-	retries := 0
 	if e.a.OracleRetry {
-		retries = e.m.RetryWrong
+		l.retries = e.m.RetryWrong
 	}
-	pendingWrong := false
-	invalid := 0
 	for k := 0; k < e.m.MaxTurns && !e.finished; k++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		reflection := ""
-		switch {
-		case pendingWrong:
-			reflection, pendingWrong = wrongAnswerText(), false
-		case e.m.ReflectAfter > 0 && !reflected && len(e.steps) >= e.m.ReflectAfter:
-			reflection, reflected = reflectionText(len(e.steps)), true
-		case e.m.WarnLastTurn && k == e.m.MaxTurns-1 && len(e.steps) > 0:
-			reflection = warnText(len(e.steps))
-		}
-		step, info, err := e.turn(ctx, reflection)
+		step, info, err := e.turn(ctx, e.reflection(&l, k))
 		if err != nil {
 			return err
 		}
-		if info.Invalid {
-			invalid++
-			e.record(step, info)
-			if invalid >= maxInvalid {
-				break
-			}
-			continue
-		}
-		invalid = 0
-		if step.Action == turn.ActionSearch {
+		// turn returns a search, a finish or (Invalid) no action at all.
+		switch step.Action {
+		case turn.ActionSearch:
+			l.invalid = 0
 			if err := e.search(ctx, &step, &info); err != nil {
 				return err
 			}
 			e.record(step, info)
-			continue
-		}
-		// finish
-		known := e.q.Gold != ""
-		if known {
-			e.scores = e.score(step.Argument)
-			e.reward = e.scores.EM
-		}
-		if known && e.reward < 1 && retries > 0 && k < e.m.MaxTurns-1 {
-			retries--
-			pendingWrong = true
-			step.Observation = incorrectObservation
+		case turn.ActionFinish:
+			l.invalid = 0
+			e.finish(&l, step, info, k == e.m.MaxTurns-1)
+		default:
 			e.record(step, info)
-			continue
+			if l.invalid++; l.invalid >= l.maxInvalid {
+				return nil // unfinished: the model keeps writing noise
+			}
 		}
-		step.Observation = FinishObservation(e.q.Task, e.reward, known)
-		e.record(step, info)
-		e.finished = true
 	}
 	return nil
+}
+
+// reflection is the harness text injected before turn k's thought: the
+// retried wrong answer's reflection, Reflexion's step-limit reflection (once)
+// or the wrap-up warning before the last turn, in that order of precedence.
+func (e *episode) reflection(l *loop, k int) string {
+	switch {
+	case l.wrong:
+		l.wrong = false
+		return wrongAnswerText()
+	case e.m.ReflectAfter > 0 && !l.reflected && len(e.steps) >= e.m.ReflectAfter:
+		l.reflected = true
+		return reflectionText(len(e.steps))
+	case e.m.WarnLastTurn && k == e.m.MaxTurns-1 && len(e.steps) > 0:
+		return warnText(len(e.steps))
+	}
+	return ""
+}
+
+// finish scores a finish step and records it. A wrong answer that an oracle
+// retry may take back (retries left, not on the last turn) is answered
+// "Answer is incorrect." and the loop goes on; any other finish ends the
+// episode with FireAct's reward observation.
+func (e *episode) finish(l *loop, step trajectory.Step, info StepInfo, lastTurn bool) {
+	known := e.q.Gold != ""
+	if known {
+		e.scores = e.score(step.Argument)
+		e.reward = e.scores.EM
+	}
+	if known && e.reward < 1 && l.retries > 0 && !lastTurn {
+		l.retries--
+		l.wrong = true
+		step.Observation = incorrectObservation
+		e.record(step, info)
+		return
+	}
+	step.Observation = FinishObservation(e.q.Task, e.reward, known)
+	e.record(step, info)
+	e.finished = true
 }
 
 func (e *episode) score(pred string) metrics.Scores {
@@ -267,6 +289,9 @@ func (e *episode) turn(ctx context.Context, reflection string) (trajectory.Step,
 	return step, info, nil
 }
 
+// invalid turns step into an unparseable turn's step: the thought, no action
+// (the loop reads an empty action as invalid) and an observation naming the
+// valid actions.
 func (e *episode) invalid(step trajectory.Step, thought string, info *StepInfo, err error) trajectory.Step {
 	step.Thought = thought
 	step.Observation = "Invalid action (" + err.Error() + "). Valid actions are search[query] and finish[answer]."
@@ -347,7 +372,7 @@ func (e *episode) search(ctx context.Context, step *trajectory.Step, info *StepI
 		return fmt.Errorf("agent: search %q: %w", turn.Clip(step.Argument, 60), err)
 	}
 	info.Latency += time.Since(start)
-	info.Noise, info.Cached = obs.Noise, obs.Cached
+	info.Noise, info.ToolCacheHit = obs.Noise, obs.Cached
 	step.Observation = observationLine(obs.Text)
 	return nil
 }
@@ -381,9 +406,9 @@ func (e *episode) result() Result {
 			break
 		}
 	}
-	status := store.EpisodeUnfinished
+	status := trajectory.StatusUnfinished
 	if e.finished {
-		status = store.EpisodeDone
+		status = trajectory.StatusDone
 	}
 	return Result{Trajectory: t, Info: e.info, Status: status, Scores: e.scores, Usage: e.usage}
 }

@@ -12,8 +12,10 @@ import (
 )
 
 // Record writes a result as the episode of run runID for a stored question,
-// with all its steps in one transaction.
-func Record(ctx context.Context, s *store.Store, runID, questionID int64, res Result) (store.Episode, error) {
+// with all its steps in one transaction. solveErr is the error Solve returned
+// with res (nil for a done or unfinished episode); it becomes the episode's
+// error text.
+func Record(ctx context.Context, s *store.Store, runID, questionID int64, res Result, solveErr error) (store.Episode, error) {
 	ep := store.Episode{RunID: runID, QuestionID: questionID}
 	store.EpisodeFromTrajectory(&ep, res.Trajectory)
 	ep.Status = res.Status
@@ -22,9 +24,9 @@ func Record(ctx context.Context, s *store.Store, runID, questionID int64, res Re
 	ep.GeneratedTokens = res.Usage.GeneratedTokens
 	ep.LatencySeconds = res.Latency.Seconds()
 	ep.Cost = res.Usage.Cost
-	if res.Err != nil {
-		ep.Error = res.Err.Error()
-		if errors.Is(res.Err, ErrOutOfContext) {
+	if solveErr != nil {
+		ep.Error = solveErr.Error()
+		if errors.Is(solveErr, ErrOutOfContext) {
 			// The prefix is what the store's summary counts as a wrong answer.
 			ep.Error = store.OutOfContext + ep.Error
 		}
@@ -91,7 +93,7 @@ func Answer(ctx context.Context, s *store.Store, runID int64, a *Agent, q Query)
 	if uerr := s.UpsertQuestions(ctx, sq); uerr != nil {
 		return res, fmt.Errorf("agent: record question: %w", uerr)
 	}
-	if _, rerr := Record(ctx, s, runID, sq[0].ID, res); rerr != nil {
+	if _, rerr := Record(ctx, s, runID, sq[0].ID, res, err); rerr != nil {
 		return res, rerr
 	}
 	return res, err

@@ -121,13 +121,13 @@ func RunTask(ctx context.Context, spec RunSpec) (Report, error) {
 			defer wg.Done()
 			for idx := range work {
 				q := byIndex[idx]
-				res, _ := spec.Agent.Solve(ctx, Query{Text: q.Text, Gold: q.Gold, Task: q.Task,
+				res, serr := spec.Agent.Solve(ctx, Query{Text: q.Text, Gold: q.Gold, Task: q.Task,
 					Key:   q.Task + "/" + q.Split + "/" + strconv.Itoa(q.Index),
 					Score: spec.Task.Score})
 				if ctx.Err() != nil {
 					continue // interrupted: not a result; the resume redoes it
 				}
-				ep, err := Record(ctx, s, run.ID, q.ID, res)
+				ep, err := Record(ctx, s, run.ID, q.ID, res, serr)
 				mu.Lock()
 				if err != nil {
 					if firstDB == nil && ctx.Err() == nil {

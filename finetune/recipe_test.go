@@ -25,7 +25,7 @@ func TestRecipeFireAct(t *testing.T) {
 	want := Config{Recipe: RecipeFireAct, Base: "b", Out: "o", TextFile: "t", Template: TemplateAlpaca,
 		TrainOnInputs: true, Cutoff: 512, MaxTokens: 8192, BatchExamples: 128, KeepBest: true, Val: 0.01,
 		EvalEvery: 200, SaveEvery: 200, Epochs: 30, LR: 3e-4, Warmup: 100, Schedule: ScheduleLinear,
-		Rank: 8, Alpha: 16, LoRADropout: 0.05, Targets: llama.TargetsQV, Optimizer: "adamw"}
+		Rank: 8, Alpha: 16, LoRADropout: 0.05, Targets: llama.TargetsQV, Optimizer: llama.OptimizerAdamW}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("fireact recipe:\n got %+v\nwant %+v", c, want)
 	}

@@ -101,7 +101,7 @@ type Config struct {
 	Full        bool // train every weight of a small F32 model and write the whole model
 	F32Head     bool
 	F32Base     bool
-	Optimizer   string
+	Optimizer   llama.Optimizer // "" is AdamW
 	WeightDecay float32
 	Threads     int
 	Seed        uint64
@@ -213,7 +213,7 @@ func (c *Config) defaults() error {
 		c.LoRADropout = -1
 	}
 	if c.Optimizer == "" {
-		c.Optimizer = "adamw"
+		c.Optimizer = llama.OptimizerAdamW
 	}
 	return nil
 }
@@ -267,7 +267,7 @@ type hyperparams struct {
 	Full          bool               `json:"full"`
 	F32Head       bool               `json:"f32_head"`
 	F32Base       bool               `json:"f32_base"`
-	Optimizer     string             `json:"optimizer"`
+	Optimizer     llama.Optimizer    `json:"optimizer"`
 	WeightDecay   float32            `json:"weight_decay"`
 	Seed          uint64             `json:"seed"`
 }

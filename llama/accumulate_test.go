@@ -57,7 +57,7 @@ func TestTrainAccumulateMatchesOneBatch(t *testing.T) {
 	if a.Scored() == b.Scored() {
 		t.Fatal("the micro-batches must differ in scored tokens for the test to mean anything")
 	}
-	for _, opt := range []string{"sgd", "adamw"} {
+	for _, opt := range []Optimizer{OptimizerSGD, OptimizerAdamW} {
 		o := TrainerOptions{Rank: 4, Targets: TargetsAll, Seed: 3, Optimizer: opt, Threads: 1}
 		one, acc := newTrainer(t, m, o), newTrainer(t, m, o)
 		for step := 0; step < 3; step++ {

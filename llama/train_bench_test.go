@@ -90,7 +90,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	if name != "0.1b" {
 		lens = []int{256}
 	}
-	for _, backward := range []string{"transient", "transposed", "transposed-q8", "outprod"} {
+	for _, backward := range []Backward{BackwardTransient, BackwardTransposed, BackwardTransposedQ8, BackwardOutProd} {
 		for _, T := range lens {
 			b.Run(fmt.Sprintf("%s/%s/T=%d", name, backward, T), func(b *testing.B) {
 				peakRSS()

@@ -52,6 +52,57 @@ func ParseTargets(s string) (Target, error) {
 	return t, nil
 }
 
+// Optimizer is the optimizer of a training step.
+type Optimizer string
+
+// Optimizers; the zero value is AdamW.
+const (
+	OptimizerAdamW Optimizer = "adamw" // FireAct's (PEFT's) optimizer
+	OptimizerSGD   Optimizer = "sgd"
+)
+
+// ParseOptimizer checks an optimizer name, case-insensitively ("" is AdamW).
+func ParseOptimizer(s string) (Optimizer, error) {
+	switch o := Optimizer(strings.ToLower(s)); o {
+	case "":
+		return OptimizerAdamW, nil
+	case OptimizerAdamW, OptimizerSGD:
+		return o, nil
+	}
+	return "", fmt.Errorf("unknown optimizer %q (adamw or sgd)", s)
+}
+
+// Backward is how gradients pass through frozen weights (dx = Wᵀ·dy).
+type Backward string
+
+// Backward modes; the zero value is BackwardTransient.
+const (
+	// BackwardTransient dequantizes and transposes each weight inside the
+	// step's graph, so no copy outlives its layer: the least memory with exact
+	// gradients, and the fastest on CPU.
+	BackwardTransient Backward = "transient"
+	// BackwardTransposed keeps a transposed F32 copy of each weight for the
+	// trainer's life.
+	BackwardTransposed Backward = "transposed"
+	// BackwardTransposedQ8 keeps that copy in Q8_0: a quarter of the memory,
+	// dx slightly approximate.
+	BackwardTransposedQ8 Backward = "transposed-q8"
+	// BackwardOutProd is ggml's autodiff as is: no extra memory, slow.
+	BackwardOutProd Backward = "outprod"
+)
+
+// ParseBackward checks a backward mode name, case-insensitively ("" is
+// BackwardTransient).
+func ParseBackward(s string) (Backward, error) {
+	switch b := Backward(strings.ToLower(s)); b {
+	case "":
+		return BackwardTransient, nil
+	case BackwardTransient, BackwardTransposed, BackwardTransposedQ8, BackwardOutProd:
+		return b, nil
+	}
+	return "", fmt.Errorf("unknown backward %q (transient, transposed, transposed-q8 or outprod)", s)
+}
+
 // TrainerOptions configure a Trainer. The zero value (with Rank set) is FireAct's
 // recipe: AdamW, alpha = 2·rank, targets q and v.
 type TrainerOptions struct {
@@ -62,8 +113,8 @@ type TrainerOptions struct {
 	// Full trains every F32 tensor of the model instead of an adapter (small F32
 	// models; the model must be loaded with NoMmap because its weights change).
 	Full bool
-	// Optimizer is "adamw" (default) or "sgd".
-	Optimizer   string
+	// Optimizer is OptimizerAdamW (default) or OptimizerSGD.
+	Optimizer   Optimizer
 	WeightDecay float32
 	Beta1       float32 // default 0.9
 	Beta2       float32 // default 0.999
@@ -84,14 +135,9 @@ type TrainerOptions struct {
 	LoRADropout float32
 	// ResumeAdapter starts from the A/B of an adapter file instead of fresh ones.
 	ResumeAdapter string
-	// Backward selects how gradients pass through frozen weights (dx = Wᵀ·dy):
-	// "transient" (the default: each weight dequantized and transposed inside
-	// the step's graph, so no copy outlives its layer: the least memory with
-	// exact gradients, and the fastest on CPU), "transposed" (a transposed F32
-	// copy of each weight kept for the trainer's life), "transposed-q8" (that
-	// copy in Q8_0: a quarter of the memory, dx slightly approximate) or
-	// "outprod" (ggml's autodiff as is: no extra memory, slow).
-	Backward string
+	// Backward selects how gradients pass through frozen weights (default
+	// BackwardTransient; see the Backward constants).
+	Backward Backward
 }
 
 // Trainer trains a LoRA adapter (or all weights) of a model with our own ggml
@@ -175,30 +221,30 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
-	var optimizer C.int32_t
-	switch strings.ToLower(opts.Optimizer) {
-	case "", "adamw":
-		opts.Optimizer = "adamw"
-	case "sgd":
-		optimizer = 1
-	default:
-		return nil, fmt.Errorf("llama: trainer: unknown optimizer %q (adamw or sgd)", opts.Optimizer)
+	var err error
+	if opts.Optimizer, err = ParseOptimizer(string(opts.Optimizer)); err != nil {
+		return nil, fmt.Errorf("llama: trainer: %w", err)
 	}
-	var backward C.int32_t
-	switch strings.ToLower(opts.Backward) {
-	case "", "transient":
-		// The default: measured in BenchmarkTrainStep (1.1B Q8_0, T=256) it
-		// needs 2.4× less memory than the transposed copies and is faster
-		// (less memory traffic than reading persistent F32 copies).
-		opts.Backward, backward = "transient", 3
-	case "transposed":
-		backward = 1
-	case "transposed-q8":
-		backward = 2
-	case "outprod":
+	var optimizer C.int32_t // train.h: 0 AdamW, 1 SGD
+	if opts.Optimizer == OptimizerSGD {
+		optimizer = 1
+	}
+	// Transient is the default: measured in BenchmarkTrainStep (1.1B Q8_0,
+	// T=256) it needs 2.4× less memory than the transposed copies and is
+	// faster (less memory traffic than reading persistent F32 copies).
+	if opts.Backward, err = ParseBackward(string(opts.Backward)); err != nil {
+		return nil, fmt.Errorf("llama: trainer: %w", err)
+	}
+	var backward C.int32_t // train.h's codes
+	switch opts.Backward {
+	case BackwardOutProd:
 		backward = 0
-	default:
-		return nil, fmt.Errorf("llama: trainer: unknown backward %q (transient, transposed, transposed-q8 or outprod)", opts.Backward)
+	case BackwardTransposed:
+		backward = 1
+	case BackwardTransposedQ8:
+		backward = 2
+	case BackwardTransient:
+		backward = 3
 	}
 	// The reference context is only read for RoPE/YaRN parameters.
 	ref, err := m.NewContext(ContextOptions{NCtx: 256, NBatch: 32, Threads: 1})

@@ -172,7 +172,7 @@ func TestTrainUnscoredLabelHasNoEffect(t *testing.T) {
 func TestTrainGradientCheck(t *testing.T) {
 	dir := t.TempDir()
 	m := loadPath(t, trainModel(t, dir, "base", 64, 4), ModelOptions{})
-	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Optimizer: "sgd", Seed: 9})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Optimizer: OptimizerSGD, Seed: 9})
 	b := agentBatch(t, m, trainText)
 	// Move B away from zero so that A has a gradient too.
 	for i := 0; i < 3; i++ {
@@ -448,15 +448,15 @@ func TestTrainTargetSets(t *testing.T) {
 	b := agentBatch(t, m, trainText)
 	sets := []Target{TargetsQV, TargetQ, TargetK, TargetV, TargetO, TargetGate, TargetUp, TargetDown, TargetOutput, TargetsAll | TargetOutput}
 	type tc struct {
-		backward string
+		backward Backward
 		set      Target
 	}
 	var cases []tc
 	for _, s := range sets {
-		cases = append(cases, tc{"transposed", s})
+		cases = append(cases, tc{BackwardTransposed, s})
 	}
-	cases = append(cases, tc{"transposed-q8", TargetsQV}, tc{"outprod", TargetsQV}, tc{"transposed-q8", TargetsAll},
-		tc{"transient", TargetsAll | TargetOutput}, tc{"transient", TargetsQV})
+	cases = append(cases, tc{BackwardTransposedQ8, TargetsQV}, tc{BackwardOutProd, TargetsQV}, tc{BackwardTransposedQ8, TargetsAll},
+		tc{BackwardTransient, TargetsAll | TargetOutput}, tc{BackwardTransient, TargetsQV})
 	for _, c := range cases {
 		tr := newTrainer(t, m, TrainerOptions{Rank: 2, Targets: c.set, Backward: c.backward, Threads: 1})
 		r0, err := tr.Step(b, 2e-2)
@@ -539,9 +539,9 @@ func TestBackwardModesAgree(t *testing.T) {
 	}
 	m := loadPath(t, q8, ModelOptions{})
 	b := agentBatch(t, m, trainText)
-	after := map[string]map[string][]float32{}
-	for _, mode := range []string{"transposed", "transient", "outprod", "transposed-q8"} {
-		tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll, Backward: mode, Threads: 2, Seed: 5, Optimizer: "sgd"})
+	after := map[Backward]map[string][]float32{}
+	for _, mode := range []Backward{BackwardTransposed, BackwardTransient, BackwardOutProd, BackwardTransposedQ8} {
+		tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll, Backward: mode, Threads: 2, Seed: 5, Optimizer: OptimizerSGD})
 		before := map[string][]float32{}
 		for _, name := range tr.ParamNames() {
 			v, err := tr.Param(name)
@@ -569,7 +569,7 @@ func TestBackwardModesAgree(t *testing.T) {
 	}
 	// Relative distance of each mode's update from the reference's.
 	var norm float64
-	for _, v := range after["transposed"] {
+	for _, v := range after[BackwardTransposed] {
 		for _, x := range v {
 			norm += float64(x) * float64(x)
 		}
@@ -577,8 +577,8 @@ func TestBackwardModesAgree(t *testing.T) {
 	if norm == 0 {
 		t.Fatal("the reference step changed nothing")
 	}
-	ref := after["transposed"]
-	for mode, tol := range map[string]float64{"transient": 1e-5, "outprod": 1e-4, "transposed-q8": 0.05} {
+	ref := after[BackwardTransposed]
+	for mode, tol := range map[Backward]float64{BackwardTransient: 1e-5, BackwardOutProd: 1e-4, BackwardTransposedQ8: 0.05} {
 		var num, den float64
 		for name, want := range ref {
 			got := after[mode][name]

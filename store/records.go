@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/fireact/fireact/store/trajectory"
+)
 
 // Run kinds.
 const (
@@ -10,21 +14,29 @@ const (
 	KindImport   = "import"
 )
 
+// RunStatus is the state of a run or a training run.
+type RunStatus string
+
 // Run and training run statuses.
 const (
-	StatusRunning     = "running"
-	StatusDone        = "done"
-	StatusFailed      = "failed"
-	StatusInterrupted = "interrupted"
+	StatusRunning     RunStatus = "running"
+	StatusDone        RunStatus = "done"
+	StatusFailed      RunStatus = "failed"
+	StatusInterrupted RunStatus = "interrupted"
 )
+
+// EpisodeStatus is how an episode ended; the set is defined with the
+// trajectory (store/trajectory), which the agent shares without importing
+// the store.
+type EpisodeStatus = trajectory.Status
 
 // Episode statuses. An episode with EpisodeError is not finished: resuming the
 // run retries it. EpisodeUnfinished means the agent ran out of steps, which is a
 // result, not a failure.
 const (
-	EpisodeDone       = "done"
-	EpisodeUnfinished = "unfinished"
-	EpisodeError      = "error"
+	EpisodeDone       = trajectory.StatusDone
+	EpisodeUnfinished = trajectory.StatusUnfinished
+	EpisodeError      = trajectory.StatusError
 )
 
 // Run is one generate, eval, train or import run.
@@ -46,7 +58,7 @@ type Run struct {
 	// F1 are means over them, so a missing, errored or unfinished question
 	// counts as 0; without it the recorded episodes are the denominator.
 	Asked      int
-	Status     string
+	Status     RunStatus
 	CreatedAt  time.Time
 	FinishedAt time.Time // zero while running
 }
@@ -68,7 +80,7 @@ type Episode struct {
 	ID              int64
 	RunID           int64
 	QuestionID      int64
-	Status          string // EpisodeDone, EpisodeUnfinished or EpisodeError
+	Status          EpisodeStatus
 	Method          string
 	Prediction      string
 	EM              float64
@@ -140,7 +152,7 @@ type TrainingRun struct {
 	DatasetID     int64 // 0 when none
 	Hyperparams   string
 	OutputAdapter string
-	Status        string
+	Status        RunStatus
 	CreatedAt     time.Time
 	FinishedAt    time.Time
 }

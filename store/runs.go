@@ -97,7 +97,7 @@ func (s *Store) ListRuns(ctx context.Context, kind string) ([]Run, error) {
 
 // SetRunStatus sets a run's status; a final status (anything but running) also
 // sets finished_at, and running clears it (a resumed run).
-func (s *Store) SetRunStatus(ctx context.Context, id int64, status string) error {
+func (s *Store) SetRunStatus(ctx context.Context, id int64, status RunStatus) error {
 	var finished any
 	if status != StatusRunning {
 		finished = time.Now().UTC()

@@ -10,8 +10,8 @@ import (
 // RunSummary aggregates a run's episodes.
 type RunSummary struct {
 	RunID    int64
-	Episodes int            // all recorded episodes
-	ByStatus map[string]int // episode count per status
+	Episodes int                   // all recorded episodes
+	ByStatus map[EpisodeStatus]int // episode count per status
 	// Asked is the number of questions the run was asked: the run's Asked, or
 	// the recorded episodes when that is unknown or smaller.
 	Asked int
@@ -41,7 +41,7 @@ const OutOfContext = "out of context: "
 // ByStatus and as 0 in EM, F1 and Reward, but not in the per-episode means
 // (turns, latency) or the token and cost sums: they are retried, not results.
 func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
-	sum := RunSummary{RunID: runID, ByStatus: map[string]int{}}
+	sum := RunSummary{RunID: runID, ByStatus: map[EpisodeStatus]int{}}
 	var asked int
 	if err := s.db.QueryRowContext(ctx, `SELECT asked FROM runs WHERE id = ?`, runID).Scan(&asked); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -54,7 +54,7 @@ func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 		return sum, fmt.Errorf("store: summary of run %d: %w", runID, err)
 	}
 	for rows.Next() {
-		var st string
+		var st EpisodeStatus
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			rows.Close()
@@ -108,7 +108,7 @@ type DiffRow struct {
 	PredA, PredB     string
 	EMA, EMB         float64
 	F1A, F1B         float64
-	StatusA, StatusB string
+	StatusA, StatusB EpisodeStatus
 }
 
 // Diff returns the per-question comparison of runs a and b, over the questions

@@ -58,7 +58,7 @@ func (s *Store) TrainingRun(ctx context.Context, id int64) (TrainingRun, error) 
 }
 
 // FinishTrainingRun sets a training run's final status and output adapter.
-func (s *Store) FinishTrainingRun(ctx context.Context, id int64, status, outputAdapter string) error {
+func (s *Store) FinishTrainingRun(ctx context.Context, id int64, status RunStatus, outputAdapter string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE training_runs SET status = ?, output_adapter = ?, finished_at = ?
 		WHERE id = ?`, status, outputAdapter, time.Now().UTC(), id)
 	if err != nil {

@@ -124,7 +124,7 @@ func runAgent(ctx context.Context, o AgentRunnerOptions, b Backend, req AgentReq
 	}
 	// A run holds one episode per question: asking the same question again in
 	// the same run is answered but not recorded twice (EpisodeID 0).
-	ep, rerr := agent.Record(ctx, o.Store, run.ID, q[0].ID, res)
+	ep, rerr := agent.Record(ctx, o.Store, run.ID, q[0].ID, res, err)
 	if rerr != nil && !errors.Is(rerr, store.ErrEpisodeExists) {
 		return resp, fmt.Errorf("serve: record episode: %w", rerr)
 	}

@@ -72,7 +72,7 @@ func finetuneCommand() *cli.Command {
 				Cutoff: c.Int("cutoff"), Warmup: c.Float64("warmup"), Val: c.Float64("val"),
 				EvalEvery: c.Int("eval-every"), SaveEvery: c.Int("save-every"), Seed: c.Uint64("seed"),
 				Threads: c.Int("threads"), Full: c.Bool("full"), F32Head: c.Bool("f32-head"), F32Base: c.Bool("f32-base"),
-				Optimizer: c.String("optimizer"), WeightDecay: float32(c.Float64("weight-decay")),
+				WeightDecay:   float32(c.Float64("weight-decay")),
 				BatchExamples: c.Int("batch-examples"), KeepBest: c.Bool("keep-best"), LoRADropout: c.Float64("lora-dropout"),
 				Progress: c.App.ErrWriter,
 			}
@@ -97,6 +97,9 @@ func finetuneCommand() *cli.Command {
 				return err
 			}
 			if cfg.Template, err = finetune.ParseTemplate(c.String("template")); err != nil {
+				return err
+			}
+			if cfg.Optimizer, err = llama.ParseOptimizer(c.String("optimizer")); err != nil {
 				return err
 			}
 			if c.IsSet("schedule") {

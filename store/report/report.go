@@ -70,9 +70,9 @@ type RunRow struct {
 	// NoiseKind is the run's noise setting ("none", "random", "mixed"; "" when
 	// clean or not recorded); OracleRetry is set when Reflexion retried
 	// answers the gold answer said were wrong, an oracle that inflates EM.
-	NoiseKind   string `json:"noise_kind,omitempty"`
-	OracleRetry bool   `json:"oracle_retry,omitempty"`
-	Status      string `json:"status"`
+	NoiseKind   string          `json:"noise_kind,omitempty"`
+	OracleRetry bool            `json:"oracle_retry,omitempty"`
+	Status      store.RunStatus `json:"status"`
 	// Episodes counts all recorded episodes; Finished those that are results
 	// (done or unfinished); Errors those that failed and would be retried.
 	Episodes int `json:"episodes"`
@@ -169,8 +169,8 @@ type DiffRow struct {
 	F1A      float64 `json:"f1_a"`
 	F1B      float64 `json:"f1_b"`
 	// StatusA and StatusB are the episode statuses ("" without an episode).
-	StatusA string `json:"status_a"`
-	StatusB string `json:"status_b"`
+	StatusA store.EpisodeStatus `json:"status_a"`
+	StatusB store.EpisodeStatus `json:"status_b"`
 }
 
 // LossCurve is a training run's loss by step.

@@ -25,7 +25,7 @@ type ep struct {
 	em, f1     float64
 	turns      int
 	method     string
-	status     string
+	status     store.EpisodeStatus
 	pred       string
 	tokP, tokG int
 	sec, cost  float64

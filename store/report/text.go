@@ -130,12 +130,12 @@ func Text(w io.Writer, rep *Report) error {
 
 // cellOf renders one side of a diff row: the prediction, marked when the
 // episode did not end normally.
-func cellOf(has bool, pred, status string) string {
+func cellOf(has bool, pred string, status store.EpisodeStatus) string {
 	switch {
 	case !has:
 		return "(none)"
 	case status != store.EpisodeDone:
-		return pred + " (" + status + ")"
+		return pred + " (" + string(status) + ")"
 	}
 	return pred
 }
