@@ -1,13 +1,12 @@
 package finetune
 
 import (
+	"github.com/fireact/fireact/llama/hf/hftest"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/fireact/fireact/llama"
-	"github.com/fireact/fireact/llama/gguf"
-	"github.com/fireact/fireact/llama/hf"
 )
 
 const tokenizersDir = "../../shared/data/tokenizers"
@@ -16,31 +15,7 @@ const tokenizersDir = "../../shared/data/tokenizers"
 // GGUF model and loads it: enough to render chat templates and tokenize.
 func hfTokenizerModel(t *testing.T, name string) *llama.Model {
 	t.Helper()
-	tok, err := hf.ReadTokenizer(filepath.Join(tokenizersDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := gguf.NewWriter()
-	for _, kv := range []gguf.KV{
-		{Key: "general.architecture", Value: "llama"},
-		{Key: "llama.context_length", Value: uint32(2048)},
-		{Key: "llama.embedding_length", Value: uint32(64)},
-		{Key: "llama.block_count", Value: uint32(1)},
-		{Key: "llama.feed_forward_length", Value: uint32(128)},
-		{Key: "llama.attention.head_count", Value: uint32(4)},
-		{Key: "llama.attention.layer_norm_rms_epsilon", Value: float32(1e-5)},
-	} {
-		if err := w.Set(kv.Key, kv.Value); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tok.SetGGUF(w); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name+".gguf")
-	if err := w.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
+	path := hftest.WriteTokenizerModel(t, filepath.Join(tokenizersDir, name))
 	return loadModel(t, path, llama.ModelOptions{VocabOnly: true})
 }
 

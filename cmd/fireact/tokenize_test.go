@@ -3,46 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/fireact/fireact/llama/hf/hftest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/fireact/fireact/llama/gguf"
-	"github.com/fireact/fireact/llama/hf"
 )
 
 // mistralTokenizerModel converts the real Mistral-7B-v0.1 tokenizer into a
 // vocab-only GGUF file (what `fireact tokenize` loads) and returns its path.
 func mistralTokenizerModel(t *testing.T) string {
-	t.Helper()
-	tok, err := hf.ReadTokenizer("../../../shared/data/tokenizers/mistral-v0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := gguf.NewWriter()
-	for _, kv := range []gguf.KV{
-		{Key: "general.architecture", Value: "llama"},
-		{Key: "llama.context_length", Value: uint32(2048)},
-		{Key: "llama.embedding_length", Value: uint32(64)},
-		{Key: "llama.block_count", Value: uint32(1)},
-		{Key: "llama.feed_forward_length", Value: uint32(128)},
-		{Key: "llama.attention.head_count", Value: uint32(4)},
-		{Key: "llama.attention.layer_norm_rms_epsilon", Value: float32(1e-5)},
-	} {
-		if err := w.Set(kv.Key, kv.Value); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tok.SetGGUF(w); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "mistral-tokenizer.gguf")
-	if err := w.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return hftest.WriteTokenizerModel(t, "../../../shared/data/tokenizers/mistral-v0.1")
 }
 
 // runFireact runs the CLI with args and stdin, returning standard output.

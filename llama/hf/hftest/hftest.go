@@ -232,3 +232,42 @@ func WriteMergedReference(t testing.TB, base *gguf.File, path string, targets []
 		t.Fatal(err)
 	}
 }
+
+// WriteTokenizerModel converts the Hugging Face tokenizer in dir (one of
+// ../shared/data/tokenizers, say) into a vocab-only GGUF model — llama
+// hyper-parameters, no tensors — in a test temp dir and returns its path.
+// Vocab-only loading reads no weights, so even Gemma-3's 262k-token vocabulary
+// stays a few MiB and loads in well under a second.
+func WriteTokenizerModel(t testing.TB, dir string) string {
+	t.Helper()
+	tok, err := hf.ReadTokenizer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gguf.NewWriter()
+	for _, kv := range []gguf.KV{
+		{Key: "general.architecture", Value: "llama"},
+		{Key: "general.name", Value: filepath.Base(dir)},
+		{Key: "llama.vocab_size", Value: uint32(tok.Len())},
+		{Key: "llama.context_length", Value: uint32(2048)},
+		{Key: "llama.embedding_length", Value: uint32(64)},
+		{Key: "llama.block_count", Value: uint32(1)},
+		{Key: "llama.feed_forward_length", Value: uint32(128)},
+		{Key: "llama.rope.dimension_count", Value: uint32(16)},
+		{Key: "llama.attention.head_count", Value: uint32(4)},
+		{Key: "llama.attention.head_count_kv", Value: uint32(4)},
+		{Key: "llama.attention.layer_norm_rms_epsilon", Value: float32(1e-5)},
+	} {
+		if err := w.Set(kv.Key, kv.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tok.SetGGUF(w); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), filepath.Base(dir)+".gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
