@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"strings"
+	"encoding/json"
 	"testing"
 
 	"github.com/fireact/fireact/store"
@@ -115,7 +115,11 @@ func TestSolveStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := trajectory.Render(res.Trajectory)
-	if strings.ToValidUTF8(streamed, "\uFFFD") != res.Trajectory.Question+"\n"+body {
+	// Raw streamed bytes read as JSON strings do (one U+FFFD per invalid byte),
+	// which is how the engine's final text spells invalid UTF-8 too.
+	b, _ := json.Marshal(streamed)
+	json.Unmarshal(b, &streamed)
+	if streamed != res.Trajectory.Question+"\n"+body {
 		t.Fatalf("streamed\n%q\nwant\n%q", streamed, res.Trajectory.Question+"\n"+body)
 	}
 }

@@ -2,6 +2,7 @@ package llama
 
 import (
 	"bytes"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -51,10 +52,26 @@ func (t *textStream) rest() string {
 	return s
 }
 
-// text is the whole text, invalid UTF-8 (a character cut by the end of
-// generation) replaced by U+FFFD.
+// text is the whole text with each invalid byte (of a character cut by the end
+// of generation, or of a piece that is not UTF-8) replaced by one U+FFFD. Per
+// byte, not per run as bytes.ToValidUTF8 does: that is what a JSON encoder
+// does to the raw chunks ready and rest hand over, so a streamed answer
+// concatenates to exactly the non-streamed one.
 func (t *textStream) text() string {
-	return string(bytes.ToValidUTF8(t.out, []byte("\uFFFD")))
+	if utf8.Valid(t.out) {
+		return string(t.out)
+	}
+	var sb strings.Builder
+	for b := t.out; len(b) > 0; {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			sb.WriteRune(utf8.RuneError)
+		} else {
+			sb.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return sb.String()
 }
 
 // findStop returns the earliest stop string in out that ends after byte from-1

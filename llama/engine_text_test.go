@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -48,9 +49,9 @@ func TestTextStream(t *testing.T) {
 		{name: "three-byte character split in three",
 			pieces: []string{"\xe2", "\x80", "\x94!"}, ready: []string{"", "", "\u2014!"},
 			text: "\u2014!"},
-		{name: "a character cut by the end of generation becomes U+FFFD",
+		{name: "a character cut by the end of generation becomes one U+FFFD per byte",
 			pieces: []string{"ok \xe2\x80"}, ready: []string{"ok "},
-			rest: "\xe2\x80", text: "ok \uFFFD"},
+			rest: "\xe2\x80", text: "ok \uFFFD\uFFFD"},
 		{name: "empty stop string is ignored",
 			stops: []string{""}, pieces: []string{"a", "b"}, ready: []string{"a", "b"}, text: "ab"},
 	}
@@ -84,4 +85,42 @@ func TestTextStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStreamedTextMatchesText: whatever bytes the pieces hold, the chunks
+// handed over (ready, then rest), once JSON-encoded as a server streams them,
+// decode to exactly text(): a streamed answer equals the non-streamed one.
+func TestStreamedTextMatchesText(t *testing.T) {
+	pieceSets := [][]string{
+		{"\xe2\x82", " ta", " tim\xf0\x9f", "i Ob", "\x80\x80\x80"},
+		{"\xff\xfe", "ok", "\xc3"},
+		{"a", "\x80", "\xe2", "\x80", "\x94", "\xe2\x80"},
+		{"caf\xc3", "\xa9"},
+	}
+	for _, pieces := range pieceSets {
+		var ts textStream
+		var streamed strings.Builder
+		for _, p := range pieces {
+			ts.add([]byte(p))
+			streamed.WriteString(jsonRoundTrip(t, ts.ready()))
+		}
+		streamed.WriteString(jsonRoundTrip(t, ts.rest()))
+		if got, want := streamed.String(), jsonRoundTrip(t, ts.text()); got != want {
+			t.Errorf("pieces %q: streamed %q, text %q", pieces, got, want)
+		}
+	}
+}
+
+// jsonRoundTrip encodes s as a JSON string and decodes it again.
+func jsonRoundTrip(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -76,7 +76,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	stream := newSSE(w)
+	stream := s.newSSE(w)
 	chunk := func(index int, d ChatDelta, finish *string) ChatCompletionChunk {
 		return ChatCompletionChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: b.Model,
 			Choices: []ChatChunkChoice{{Index: index, Delta: d, FinishReason: finish}}}

@@ -56,7 +56,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	stream := newSSE(w)
+	stream := s.newSSE(w)
 	chunk := func(index int, text string, finish *string) CompletionResponse {
 		return CompletionResponse{ID: id, Object: "text_completion", Created: created, Model: b.Model,
 			Choices: []CompletionChoice{{Text: text, Index: index, FinishReason: finish}}}

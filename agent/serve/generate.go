@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/fireact/fireact/llama"
 )
@@ -23,6 +24,7 @@ type genParams struct {
 	sampling  llama.SamplingOptions
 	stop      []string
 	n         int
+	ignoreEOS bool
 }
 
 // params validates the sampling fields; maxTokens overrides sp.MaxTokens when set.
@@ -79,6 +81,7 @@ func (s *Server) params(sp Sampling, maxTokens *int) (genParams, *APIError) {
 		// No seed: a fresh draw per request, as OpenAI does.
 		p.sampling.Seed = rand.Uint32()
 	}
+	p.ignoreEOS = sp.IgnoreEOS
 	p.sampling.FrequencyPenalty = sp.FrequencyPenalty
 	p.sampling.PresencePenalty = sp.PresencePenalty
 	if len(sp.Stop) > maxStops {
@@ -149,7 +152,7 @@ func (s *Server) generate(ctx context.Context, b Backend, cs []choice, p genPara
 		wg.Go(func() {
 			sp := p.sampling
 			sp.Seed = c.seed
-			req := llama.Request{Tokens: c.tokens, MaxTokens: p.maxTokens, Sampling: sp, Stop: p.stop}
+			req := llama.Request{Tokens: c.tokens, MaxTokens: p.maxTokens, Sampling: sp, Stop: p.stop, IgnoreEOS: p.ignoreEOS}
 			if onText != nil {
 				req.OnText = func(text string) error { return onText(c.index, text) }
 			}
@@ -209,12 +212,13 @@ type sse struct {
 	mu      sync.Mutex
 	w       http.ResponseWriter
 	rc      *http.ResponseController
+	stall   time.Duration // longest wait for one chunk's write (0: none)
 	started bool
 	err     error
 }
 
-func newSSE(w http.ResponseWriter) *sse {
-	return &sse{w: w, rc: http.NewResponseController(w)}
+func (s *Server) newSSE(w http.ResponseWriter) *sse {
+	return &sse{w: w, rc: http.NewResponseController(w), stall: s.cfg.WriteStall}
 }
 
 // send writes one "data: JSON" event and flushes it to the client.
@@ -239,6 +243,12 @@ func (e *sse) raw(data []byte) error {
 		h.Set("X-Accel-Buffering", "no") // keep reverse proxies from holding chunks back
 		e.w.WriteHeader(http.StatusOK)
 		e.started = true
+	}
+	if e.stall > 0 {
+		// A client that stops reading fills the socket buffers and would block
+		// this write, and with it the slot, forever; the deadline turns that
+		// into a write error, which ends the generation.
+		_ = e.rc.SetWriteDeadline(time.Now().Add(e.stall))
 	}
 	buf := make([]byte, 0, len(data)+8)
 	buf = append(append(append(buf, "data: "...), data...), "\n\n"...)

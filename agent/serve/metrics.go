@@ -44,6 +44,7 @@ type metrics struct {
 	inFlight  atomic.Int64
 	prompt    atomic.Int64
 	generated atomic.Int64
+	rejected  atomic.Int64 // generation requests refused because the queue was full
 }
 
 func newMetrics() *metrics {
@@ -114,6 +115,9 @@ func (m *metrics) write(w io.Writer, engine llama.EngineStats, slots int, uptime
 	p("# HELP fireact_http_requests_in_flight Requests being served.\n")
 	p("# TYPE fireact_http_requests_in_flight gauge\n")
 	p("fireact_http_requests_in_flight %d\n", m.inFlight.Load())
+	p("# HELP fireact_requests_rejected_total Generation requests answered 503 because the wait queue was full.\n")
+	p("# TYPE fireact_requests_rejected_total counter\n")
+	p("fireact_requests_rejected_total %d\n", m.rejected.Load())
 	p("# HELP fireact_prompt_tokens_total Prompt tokens of served completions.\n")
 	p("# TYPE fireact_prompt_tokens_total counter\n")
 	p("fireact_prompt_tokens_total %d\n", m.prompt.Load())

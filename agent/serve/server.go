@@ -12,6 +12,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -19,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +36,17 @@ const (
 	DefaultMaxTokens       = 2048
 	DefaultTimeout         = 10 * time.Minute
 	DefaultShutdownTimeout = time.Minute
+	// DefaultMaxQueue is how many generation requests may wait for a slot
+	// beyond the engine's parallel slots.
+	DefaultMaxQueue = 64
+	// DefaultHeaderTimeout bounds reading a request's headers, DefaultBodyTimeout
+	// its body, and DefaultWriteStall one streamed chunk's write to a client
+	// that stopped reading (slow-loris in both directions).
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 30 * time.Second
+	DefaultWriteStall    = 30 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections idle this long.
+	DefaultIdleTimeout = 2 * time.Minute
 )
 
 // Config configures a Server. Engine and BaseName are required.
@@ -66,6 +79,18 @@ type Config struct {
 	// ShutdownTimeout is how long Serve waits for requests in flight after its
 	// context is cancelled before cancelling them (0: DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
+	// MaxQueue is how many generation requests (completions, chat, agent runs)
+	// may wait for a slot beyond the engine's NSeqMax running ones; one more is
+	// answered 503 with Retry-After at once instead of piling up unbounded
+	// memory and latency (0: DefaultMaxQueue; negative: no limit). A request
+	// counts once however many choices (n, prompts) it has.
+	MaxQueue int
+	// HeaderTimeout, BodyTimeout and WriteStall bound a slow client's header
+	// read, body read and one streamed chunk's write (0: their defaults;
+	// negative: none). A stalled stream ends its request and frees its slot.
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	WriteStall    time.Duration
 	// AgentRunner serves /v1/agent/run; nil answers 501.
 	AgentRunner AgentRunner
 	// Logger receives one line per request (never headers or bodies); nil discards.
@@ -82,6 +107,20 @@ type Server struct {
 	met     *metrics
 	started time.Time
 	handler http.Handler
+	// admit holds one token per generation request admitted (running or
+	// waiting for a slot); nil means no limit.
+	admit chan struct{}
+}
+
+// defaultDuration maps 0 to def and a negative duration to none (0).
+func defaultDuration(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // New checks cfg and builds a server.
@@ -108,7 +147,17 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.HeaderTimeout = defaultDuration(cfg.HeaderTimeout, DefaultHeaderTimeout)
+	cfg.BodyTimeout = defaultDuration(cfg.BodyTimeout, DefaultBodyTimeout)
+	cfg.WriteStall = defaultDuration(cfg.WriteStall, DefaultWriteStall)
 	s := &Server{cfg: cfg, reg: reg, log: cfg.Logger, met: newMetrics(), started: time.Now()}
+	if cfg.MaxQueue == 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
+	if cfg.MaxQueue >= 0 {
+		s.admit = make(chan struct{}, cfg.Engine.ContextOptions().NSeqMax+cfg.MaxQueue)
+	}
+	s.cfg.MaxQueue = cfg.MaxQueue
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -147,9 +196,9 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, "GET /metrics", "metrics", true, s.handleMetrics)
 	s.route(mux, "GET /v1/models", "models", true, s.handleModels)
 	s.route(mux, "GET /v1/models/{model}", "models", true, s.handleModel)
-	s.route(mux, "POST /v1/completions", "completions", true, s.handleCompletions)
-	s.route(mux, "POST /v1/chat/completions", "chat_completions", true, s.handleChat)
-	s.route(mux, "POST /v1/agent/run", "agent_run", true, s.handleAgentRun)
+	s.route(mux, "POST /v1/completions", "completions", true, s.queued(s.handleCompletions))
+	s.route(mux, "POST /v1/chat/completions", "chat_completions", true, s.queued(s.handleChat))
+	s.route(mux, "POST /v1/agent/run", "agent_run", true, s.queued(s.handleAgentRun))
 	s.route(mux, "/", "other", true, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErrorf(http.StatusNotFound, ErrTypeNotFound, "not_found", "no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -209,6 +258,10 @@ func (s *Server) route(mux *http.ServeMux, pattern, endpoint string, auth bool, 
 			return
 		}
 		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
+		if e := s.readBody(sw, r); e != nil {
+			writeError(sw, e)
+			return
+		}
 		if s.cfg.Timeout > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 			defer cancel()
@@ -216,6 +269,66 @@ func (s *Server) route(mux *http.ServeMux, pattern, endpoint string, auth bool, 
 		}
 		h(sw, r)
 	})
+}
+
+// readBody reads the whole (size-limited) body under BodyTimeout, so a client
+// that trickles its body cannot hold a handler, and no handler has to read
+// from the network itself.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) *APIError {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	if s.cfg.BodyTimeout > 0 {
+		// Best effort: a writer that cannot set deadlines (a test recorder) has no
+		// connection to stall on.
+		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// The connection is spent: keep the (expired) deadline, so that the
+		// server's drain of the unread body fails at once instead of waiting on
+		// the stalled client, and close it after the answer.
+		w.Header().Set("Connection", "close")
+		var mbe *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
+			return tooLarge(mbe.Limit)
+		case errors.As(err, &ne) && ne.Timeout():
+			return apiErrorf(http.StatusRequestTimeout, ErrTypeTimeout, "body_timeout",
+				"the request body did not arrive within the server's limit of %s", s.cfg.BodyTimeout)
+		}
+		return badRequest("cannot read the request body: %v", err)
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return nil
+}
+
+// queued admits a generation request if fewer than NSeqMax+MaxQueue are
+// running or waiting, and answers 503 with Retry-After otherwise: a bounded
+// queue, so overload shows up as a fast, retryable refusal rather than as
+// unbounded latency.
+func (s *Server) queued(h http.HandlerFunc) http.HandlerFunc {
+	if s.admit == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.admit <- struct{}{}:
+		default:
+			s.met.rejected.Add(1)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, apiErrorf(http.StatusServiceUnavailable, ErrTypeServer, "server_busy",
+				"the server is busy: %d requests are running or waiting (--parallel %d + --max-queue %d); retry later",
+				cap(s.admit), s.cfg.Engine.ContextOptions().NSeqMax, s.cfg.MaxQueue))
+			return
+		}
+		defer func() { <-s.admit }()
+		h(w, r)
+	}
 }
 
 func tooLarge(limit int64) *APIError {
@@ -337,7 +450,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		BaseContext:       func(net.Listener) context.Context { return base },
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

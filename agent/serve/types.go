@@ -51,6 +51,9 @@ type Sampling struct {
 	Seed             *int64     `json:"seed,omitempty"`
 	FrequencyPenalty float32    `json:"frequency_penalty,omitempty"`
 	PresencePenalty  float32    `json:"presence_penalty,omitempty"`
+	// IgnoreEOS keeps generating past end-of-generation tokens up to max_tokens
+	// (llama-server's and vLLM's extension, for load tests and benchmarks).
+	IgnoreEOS bool `json:"ignore_eos,omitempty"`
 }
 
 // CompletionRequest is the body of POST /v1/completions.
