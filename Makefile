@@ -64,6 +64,10 @@ test: deps
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_TIME) ./llama/gguf
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadSafetensors$$' -fuzztime $(FUZZ_TIME) ./llama/hf
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadTokenizer$$' -fuzztime $(FUZZ_TIME) ./llama/hf
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadPEFTConfig$$' -fuzztime $(FUZZ_TIME) ./llama/hf
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzLoaders$$' -fuzztime $(FUZZ_TIME) ./agent/tasks
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZ_TIME) ./agent/results
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZ_TIME) ./finetune/dataformat
 	@# The fuzzers of packages that link llama.cpp (agent: FuzzOpenAIResponse,
 	@# FuzzSerpAPIResponse) run their seed corpora above; fuzzing them would
 	@# rebuild llama.cpp with coverage instrumentation (~15 minutes on 2 cores).
