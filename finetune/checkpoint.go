@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fireact/fireact/store"
 )
 
 // checkpoint is the small JSON beside the trainer state: where training stands.
@@ -37,6 +39,56 @@ type checkpoint struct {
 	BestStep    int     `json:"best_step,omitempty"`
 	BestValLoss float64 `json:"best_val_loss,omitempty"`
 	Done        bool    `json:"done,omitempty"`
+	// Sums are the SHA-256 of the files named above (and of the output, key
+	// "out", once done), so that a file cut short by a crash or changed since
+	// is refused on resume instead of taken for a good one.
+	Sums map[string]string `json:"sums,omitempty"`
+}
+
+// outSum is the Sums key of the finished output.
+const outSum = "out"
+
+// record hashes path and keeps its sum under key.
+func (c *checkpoint) record(key, path string) error {
+	sum, err := store.FileHash(path)
+	if err != nil {
+		return fmt.Errorf("finetune: checkpoint: %w", err)
+	}
+	if c.Sums == nil {
+		c.Sums = map[string]string{}
+	}
+	c.Sums[key] = sum
+	return nil
+}
+
+// verify checks that path still has the sum recorded under key. A checkpoint
+// written before sums were kept has none and passes.
+func (c *checkpoint) verify(key, path string) error {
+	want, ok := c.Sums[key]
+	if !ok {
+		return nil
+	}
+	got, err := store.FileHash(path)
+	if err != nil {
+		return fmt.Errorf("finetune: checkpoint names %s: %w", path, err)
+	}
+	if got != want {
+		return fmt.Errorf("finetune: %s does not match its checkpoint (sha256 %s, recorded %s): cut short or changed since it was written; remove %s to start over",
+			path, shortSum(got), shortSum(want), filepath.Dir(path))
+	}
+	return nil
+}
+
+// shortSum is the start of a hex sum, enough to tell two apart in a message.
+func shortSum(s string) string { return s[:min(len(s), 12)] }
+
+// prune drops the sums of files the checkpoint no longer names.
+func (c *checkpoint) prune() {
+	for k := range c.Sums {
+		if k != c.State && k != c.Adapter && k != c.Best && k != outSum {
+			delete(c.Sums, k)
+		}
+	}
 }
 
 const (
@@ -71,6 +123,7 @@ func readCheckpoint(dir string) (*checkpoint, error) {
 // it removes state files the new checkpoint no longer names.
 func writeCheckpoint(dir string, c *checkpoint) error {
 	c.Version = checkpointVersion
+	c.prune()
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return fmt.Errorf("finetune: checkpoint: %w", err)
@@ -112,11 +165,26 @@ func writeFileAtomic(path string, b []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable: without it a power loss can undo the
+// rename (or keep the name and lose the data) on ext4 and xfs.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("finetune: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("finetune: sync %s: %w", dir, err)
+	}
 	return nil
 }
 
-// saveAtomic writes a file with save (a trainer's Save or SaveState) under a
-// temporary name and renames it into place.
+// saveAtomic writes a file with save (a trainer's Save or SaveState, which
+// sync what they write) under a temporary name, renames it into place and
+// syncs the directory.
 func saveAtomic(path string, save func(string) error) error {
 	tmp := path + ".tmp"
 	if err := save(tmp); err != nil {
@@ -126,7 +194,7 @@ func saveAtomic(path string, save func(string) error) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
-	return nil
+	return syncDir(filepath.Dir(path))
 }
 
 // copyFile copies src to dst (a saveAtomic writer for the kept best adapter).

@@ -52,6 +52,10 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("finetune: the job finished before but its output is unreadable: %w", err)
 		}
+		if want, ok := ck.Sums[outSum]; ok && want != res.OutHash {
+			return res, fmt.Errorf("finetune: the job finished before, but %s is not the file it wrote (sha256 %s, recorded %s): restore it or remove %s to train again",
+				c.Out, shortSum(res.OutHash), shortSum(want), dir)
+		}
 		return res, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -77,6 +81,13 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	res := Result{Out: c.Out, Examples: len(d.train), ValExamples: len(d.val), Truncated: d.truncated,
 		Skipped: d.skipped, PieceWise: d.pieceWise, DatasetID: d.datasetID, Cutoff: c.Cutoff}
 	if ck != nil && ck.State != "" {
+		for _, name := range []string{ck.State, ck.Adapter, ck.Best} {
+			if name != "" {
+				if err := ck.verify(name, filepath.Join(dir, name)); err != nil {
+					return res, err
+				}
+			}
+		}
 		if err := tr.LoadState(filepath.Join(dir, ck.State)); err != nil {
 			return res, fmt.Errorf("finetune: resume from %s: %w", dir, err)
 		}
@@ -254,7 +265,7 @@ func (l *loop) keepBest() error {
 		return err
 	}
 	ck.Best, ck.BestStep, ck.BestValLoss = name, ck.Step, ck.ValLoss
-	return nil
+	return ck.record(name, filepath.Join(l.dir, name))
 }
 
 // flush appends the buffered loss points to the store. A resumed run re-logs the
@@ -292,6 +303,11 @@ func (l *loop) checkpoint(ctx context.Context) error {
 		return err
 	}
 	l.ck.State, l.ck.Adapter = state, adapter
+	for _, name := range []string{state, adapter} {
+		if err := l.ck.record(name, filepath.Join(l.dir, name)); err != nil {
+			return err
+		}
+	}
 	if err := writeCheckpoint(l.dir, l.ck); err != nil {
 		return err
 	}
@@ -325,6 +341,10 @@ func (l *loop) finish(ctx context.Context) error {
 		return fmt.Errorf("finetune: %w", err)
 	}
 	l.ck.Done, l.ck.State, l.ck.Adapter, l.ck.Best = true, "", "", ""
+	if l.ck.Sums == nil {
+		l.ck.Sums = map[string]string{}
+	}
+	l.ck.Sums[outSum] = hash
 	if err := writeCheckpoint(l.dir, l.ck); err != nil {
 		return err
 	}

@@ -266,9 +266,31 @@ func TestCancelSavesAndResumes(t *testing.T) {
 	if trun.Status != store.StatusInterrupted {
 		t.Fatalf("training run status %q after cancel", trun.Status)
 	}
+	// A state file cut short (a crash mid-write under its final name, a full
+	// disk) is refused by its recorded sum, not loaded as a good one.
+	statePath := filepath.Join(CheckpointDir(cfg.Out), ck.State)
+	good, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(statePath, good[:len(good)/2], 0o644)
+	if _, err := Run(context.Background(), s, cfg); err == nil || !strings.Contains(err.Error(), "does not match its checkpoint") {
+		t.Fatalf("resume from a truncated state: %v, want a checkpoint mismatch", err)
+	}
+	os.WriteFile(statePath, good, 0o644)
 	res, err := Run(context.Background(), s, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A finished job whose output was cut since is not reported as done.
+	out, _ := os.ReadFile(cfg.Out)
+	os.WriteFile(cfg.Out, out[:len(out)-1], 0o644)
+	if _, err := Run(context.Background(), s, cfg); err == nil || !strings.Contains(err.Error(), "is not the file it wrote") {
+		t.Fatalf("rerun over a changed output: %v, want a refusal", err)
+	}
+	os.WriteFile(cfg.Out, out, 0o644)
+	if again, err := Run(context.Background(), s, cfg); err != nil || !again.AlreadyDone {
+		t.Fatalf("rerun over the restored output: %+v, %v", again, err)
 	}
 	if res.Resumed != ck.Step || res.Steps != 400 || res.TrainingRunID != ck.TrainingRun {
 		t.Fatalf("resumed from %d (checkpoint %d), %d steps, training run %d (was %d)", res.Resumed, ck.Step, res.Steps, res.TrainingRunID, ck.TrainingRun)
