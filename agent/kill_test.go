@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +94,15 @@ func TestKill9Resume(t *testing.T) {
 			t.Fatal("child recorded no episodes in time")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// This process, a second one on the same run while the child is alive, is
+	// refused and told who holds the run, instead of solving the same questions
+	// again. (The child has most of its questions left, as checked below.)
+	if r, err := s.RunByName(context.Background(), "killed"); err != nil {
+		t.Fatal(err)
+	} else if _, err := s.ClaimRun(context.Background(), r.ID); !errors.Is(err, store.ErrRunBusy) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("being run by process %d", cmd.Process.Pid)) {
+		t.Fatalf("second process on a live run: %v", err)
 	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)

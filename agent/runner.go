@@ -73,6 +73,12 @@ func RunTask(ctx context.Context, spec RunSpec) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	// One process per run: a second one would solve the same questions again.
+	claim, err := s.ClaimRun(ctx, run.ID)
+	if err != nil {
+		return Report{Run: run}, fmt.Errorf("agent: %w", err)
+	}
+	defer claim.Release()
 	if run.Asked < spec.Run.Asked {
 		if err := s.SetRunAsked(ctx, run.ID, spec.Run.Asked); err != nil {
 			return Report{}, fmt.Errorf("agent: resume: %w", err)
