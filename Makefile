@@ -45,7 +45,7 @@ TEST_TIMEOUT ?= 40m
 FUZZ_TIME ?= 15s
 BENCH ?= .
 
-.PHONY: all build test bench demo env cuda deps clean
+.PHONY: all build test bench demo env cuda deps clean faults
 
 all: build
 
@@ -71,6 +71,16 @@ test: deps
 	@# The fuzzers of packages that link llama.cpp (agent: FuzzOpenAIResponse,
 	@# FuzzSerpAPIResponse) run their seed corpora above; fuzzing them would
 	@# rebuild llama.cpp with coverage instrumentation (~15 minutes on 2 cores).
+
+# The fault-injection suite (cmd/fireact TestFaults): FAULT_TRIALS seeded kill -9
+# trials per command, plus disk-full, read-only and second-process trials; the
+# figures table goes to faults.md. `make test` runs it with one trial each.
+FAULT_TRIALS ?= 10
+FAULT_SEED ?= 1
+faults: deps
+	FIREACT_FAULT_TRIALS=$(FAULT_TRIALS) FIREACT_FAULT_SEED=$(FAULT_SEED) FIREACT_FAULT_REPORT=$(CURDIR)/faults.md \
+	  $(CGO_ENV) $(GO) test -tags '$(TAGS)' -count=1 -timeout 20m -run '^TestFaults$$' -v ./cmd/fireact
+	@cat faults.md
 
 bench:
 	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 60m ./...

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
@@ -226,8 +227,13 @@ static bool sync_path(const std::string & path, bool dir) {
 // power loss leaves a half-written adapter or checkpoint under the final name.
 void write_gguf(gguf_context * g, const std::string & path) {
     const std::string tmp = path + ".tmp";
+    errno = 0;
     if (!gguf_write_to_file(g, tmp.c_str(), false)) {
-        throw std::runtime_error("cannot write " + tmp);
+        // gguf reports only failure; errno still says why (ENOSPC, EFBIG under
+        // ulimit -f, EACCES), which is what the user needs to act on.
+        const int e = errno;
+        std::remove(tmp.c_str());
+        throw std::runtime_error("cannot write " + tmp + (e ? std::string(": ") + std::strerror(e) : std::string()));
     }
     if (!sync_path(tmp, false)) {
         std::remove(tmp.c_str());

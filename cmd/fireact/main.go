@@ -21,6 +21,13 @@ import (
 var version = "dev"
 
 func main() {
+	os.Exit(run(os.Args))
+}
+
+// run is the whole command for args (args[0] is the program name) and returns
+// the process's exit status. The fault-injection tests run it in child
+// processes they kill.
+func run(args []string) int {
 	// The first Ctrl-C cancels the context so that runs stop cleanly and keep what
 	// they recorded; a second one kills the process the default way.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -29,16 +36,17 @@ func main() {
 		stop()
 	}()
 	app := newApp()
-	err := app.RunContext(ctx, flagsFirst(app, os.Args))
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	stop()
 	if err != nil {
 		var exit cli.ExitCoder
 		if errors.As(err, &exit) && exit.ExitCode() == 0 {
-			return
+			return 0
 		}
 		fmt.Fprintln(os.Stderr, "fireact:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // loadGPUBackends loads GPU backends built by `make cuda` from FIREACT_LIB_PATH or
