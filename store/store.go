@@ -83,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", path, explain(path, err))
 	}
 	return s, nil
 }
@@ -224,13 +224,13 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return explain(s.path, err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return explain(s.path, err)
 	}
-	return tx.Commit()
+	return explain(s.path, tx.Commit())
 }
 
 // nullTime maps the zero time to NULL.

@@ -468,7 +468,7 @@ func (w *faultWorld) diskFull(t *testing.T, name, from string, args []string, ma
 	switch {
 	case c.status == 0:
 		t.Errorf("%s under a file-size limit exited 0; the limit did not strike (raise the workload):\n%s", name, msg)
-	case !strings.Contains(strings.ToLower(msg), "full") && !strings.Contains(strings.ToLower(msg), "too large"):
+	case !strings.Contains(msg, "full") && !strings.Contains(msg, "file-size limit") && !strings.Contains(msg, "File too large"):
 		t.Errorf("%s under a full disk: the error does not say the disk is full:\n%s", name, msg)
 	default:
 		fig.Hit++
@@ -505,10 +505,10 @@ func (w *faultWorld) readOnly(t *testing.T, from string, args []string) {
 	c := startChild(t, dir, args, 0, os.Geteuid() == 0)
 	c.wait(t)
 	fig.Trials++
-	msg := strings.ToLower(c.out.String())
+	msg := c.out.String()
 	if c.status == 0 {
 		t.Errorf("%s on a read-only database exited 0:\n%s", args[0], msg)
-	} else if !strings.Contains(msg, "read-only") && !strings.Contains(msg, "readonly") {
+	} else if !strings.Contains(msg, "fireact.db is read-only for this user") {
 		t.Errorf("%s on a read-only database: the error does not say so:\n%s", args[0], msg)
 	} else {
 		fig.Hit++
