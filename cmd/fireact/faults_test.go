@@ -261,8 +261,20 @@ func killAt(t *testing.T, dir string, args []string, d time.Duration) bool {
 	return c.status != 0
 }
 
-// outcome is what a command left behind that the checks compare.
-type outcome func(t *testing.T, dir string) string
+// outcome describes what a command left behind in dir and its database s;
+// the checks compare descriptions.
+type outcome func(t *testing.T, s *store.Store, dir string) string
+
+// outcomeIn describes the outcome of a command that ran in dir.
+func outcomeIn(t *testing.T, dir string, what outcome) string {
+	t.Helper()
+	s, err := store.Open(context.Background(), filepath.Join(dir, "fireact.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	return what(t, s, dir)
+}
 
 // killTrials runs the kill -9 trials of one command: an uninterrupted run
 // sets the reference outcome and duration; each trial kills a run at a seeded
@@ -271,7 +283,7 @@ func (w *faultWorld) killTrials(t *testing.T, name, from string, args []string, 
 	t.Helper()
 	ref := w.trialDir(t, from)
 	_, took := runOK(t, ref, args...)
-	want := what(t, ref)
+	want := outcomeIn(t, ref, what)
 	fig := faultFigure{Command: name, Fault: "kill -9, then rerun"}
 	for i := range w.trials {
 		dir := w.trialDir(t, from)
@@ -281,7 +293,7 @@ func (w *faultWorld) killTrials(t *testing.T, name, from string, args []string, 
 		}
 		runOK(t, dir, args...)
 		fig.Trials++
-		if got := what(t, dir); got != want {
+		if got := outcomeIn(t, dir, what); got != want {
 			t.Errorf("%s, trial %d (killed at %v of %v): after the rerun\n  got  %s\n  want %s", name, i, at, took, got, want)
 			continue
 		}
@@ -293,13 +305,7 @@ func (w *faultWorld) killTrials(t *testing.T, name, from string, args []string, 
 // episodes summarises a run: its episodes per question (each must be
 // exactly one) and their answers.
 func episodes(run string) outcome {
-	return func(t *testing.T, dir string) string {
-		t.Helper()
-		s, err := store.Open(context.Background(), filepath.Join(dir, "fireact.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+	return func(t *testing.T, s *store.Store, dir string) string {
 		r, err := s.RunByName(context.Background(), run)
 		if err != nil {
 			t.Fatal(err)
@@ -328,13 +334,7 @@ func episodes(run string) outcome {
 
 // corpus summarises a corpus: its size and content fingerprint.
 func corpus(name string) outcome {
-	return func(t *testing.T, dir string) string {
-		t.Helper()
-		s, err := store.Open(context.Background(), filepath.Join(dir, "fireact.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+	return func(t *testing.T, s *store.Store, dir string) string {
 		v, err := s.CorpusVersion(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -346,14 +346,8 @@ func corpus(name string) outcome {
 // adapter summarises a training job: the adapter's SHA-256 and the steps of
 // its loss curve (each once).
 func adapter(path string) outcome {
-	return func(t *testing.T, dir string) string {
-		t.Helper()
+	return func(t *testing.T, s *store.Store, dir string) string {
 		sum := fileSHA(t, filepath.Join(dir, path))
-		s, err := store.Open(context.Background(), filepath.Join(dir, "fireact.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
 		runs, err := s.ListRuns(context.Background(), "train")
 		if err != nil {
 			t.Fatal(err)
@@ -454,7 +448,7 @@ func (w *faultWorld) diskFull(t *testing.T, name, from string, args []string, ma
 	t.Helper()
 	ref := w.trialDir(t, from)
 	runOK(t, ref, args...)
-	want := what(t, ref)
+	want := outcomeIn(t, ref, what)
 	fig := faultFigure{Command: name, Fault: "file size limit (disk full), then rerun"}
 	dir := w.trialDir(t, from)
 	fi, err := os.Stat(filepath.Join(dir, "fireact.db"))
@@ -483,7 +477,7 @@ func (w *faultWorld) diskFull(t *testing.T, name, from string, args []string, ma
 		return nil
 	})
 	runOK(t, dir, args...)
-	if got := what(t, dir); got != want {
+	if got := outcomeIn(t, dir, what); got != want {
 		t.Errorf("%s after a full disk and a rerun:\n  got  %s\n  want %s", name, got, want)
 	} else {
 		fig.Survived++
@@ -529,7 +523,7 @@ func (w *faultWorld) secondProcess(t *testing.T, from string, args []string, wha
 	t.Helper()
 	ref := w.trialDir(t, from)
 	runOK(t, ref, args...)
-	want := what(t, ref)
+	want := outcomeIn(t, ref, what)
 	fig := faultFigure{Command: args[0], Fault: "second process on the same run"}
 	dir := w.trialDir(t, from)
 	first := startChild(t, dir, args, 0, false)
@@ -558,7 +552,7 @@ func (w *faultWorld) secondProcess(t *testing.T, from string, args []string, wha
 	}
 	if first.status != 0 {
 		t.Errorf("the first process failed:\n%s", first.out.String())
-	} else if got := what(t, dir); got != want {
+	} else if got := outcomeIn(t, dir, what); got != want {
 		t.Errorf("after two processes on one run:\n  got  %s\n  want %s", got, want)
 	} else if fig.Hit == 1 {
 		fig.Survived++
