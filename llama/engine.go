@@ -68,6 +68,13 @@ type Request struct {
 	Stop []string
 	// IgnoreEOS keeps generating past end-of-generation tokens.
 	IgnoreEOS bool
+	// LogProbs records, for every generated token, its log-probability under
+	// the model's own distribution at that step: the log-softmax of the
+	// logits (with the request's adapters), before temperature, top-p or a
+	// grammar reshaped them. That is the policy a reward trainer scores
+	// (GRPO's ratio against the rollout's log-probabilities), and what the
+	// OpenAI API's logprobs report.
+	LogProbs bool
 	// Adapters applied to this request. Requests with different adapter sets are
 	// served concurrently, each set in its own decode call per step.
 	Adapters []AdapterScale
@@ -90,8 +97,11 @@ const (
 
 // Result is a finished generation.
 type Result struct {
-	Text         string
-	Tokens       []Token // generated tokens
+	Text   string
+	Tokens []Token // generated tokens
+	// LogProbs holds log p(Tokens[i]) when the request asked for them
+	// (Request.LogProbs), one per token.
+	LogProbs     []float32
 	FinishReason FinishReason
 	StopString   string // the stop string that matched, if any
 	PromptTokens int    // tokens in the prompt

@@ -34,6 +34,11 @@ type slotRequest struct {
 	firstTok  time.Time // when the first token was sampled
 	cached    int       // prompt tokens whose cells were reused
 	generated []Token
+	logProbs  []float32 // of generated, when the request asked for them
+	// lastLogProb is log p of the token just sampled; sampleRow sets it
+	// (rows are sampled concurrently, each writing only its own slot) and
+	// afterLogits keeps it when it keeps the token.
+	lastLogProb float32
 }
 
 func (s *slot) active() bool { return s.req != nil }
@@ -419,10 +424,22 @@ func (e *Engine) evictIdle(slots []*slot) bool {
 // sampleRow draws the next token of s from batch row idx. It touches only s's own
 // sampler and reads the shared logits, so rows may be sampled concurrently.
 func (e *Engine) sampleRow(s *slot, idx int) (Token, error) {
+	var tok Token
+	var err error
 	if s.req.job.argmax {
-		return e.ctx.Argmax(idx)
+		tok, err = e.ctx.Argmax(idx)
+	} else {
+		tok, err = s.req.job.smp.sample(e.ctx, idx)
 	}
-	return s.req.job.smp.sample(e.ctx, idx)
+	if err != nil || !s.req.job.req.LogProbs {
+		return tok, err
+	}
+	lp, _, err := e.ctx.TokenLogProbs([]int32{int32(idx)}, []Token{tok})
+	if err != nil {
+		return 0, err
+	}
+	s.req.lastLogProb = lp[0]
+	return tok, nil
 }
 
 // sampleRows runs f(0..n-1), spread over the CPUs when parallel is set: a grammar
@@ -471,6 +488,9 @@ func (e *Engine) afterLogits(s *slot, tok Token, err error) {
 		return
 	}
 	q.generated = append(q.generated, tok)
+	if j.req.LogProbs {
+		q.logProbs = append(q.logProbs, q.lastLogProb)
+	}
 	if stop := q.text.add(e.m.TokenPiece(tok, false)); stop != "" {
 		e.release(s, &Result{FinishReason: FinishStop, StopString: stop}, nil)
 		return
@@ -504,6 +524,7 @@ func (e *Engine) release(s *slot, r *Result, err error) {
 	j.push(q.text.rest())
 	r.Text = q.text.text()
 	r.Tokens = q.generated
+	r.LogProbs = q.logProbs
 	r.PromptTokens = len(j.prompt)
 	r.CachedTokens = q.cached
 	now := time.Now()
