@@ -451,6 +451,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
 struct batch_in {
     std::vector<int32_t> pos, rows, labels;
     std::vector<float>   mask;
+    std::vector<float>   weights;  // per scored row, when the loss is weighted
 };
 
 ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_scored,
@@ -644,9 +645,9 @@ void fill_masks(fa_trainer * tr, const std::vector<ggml_tensor *> & masks) {
 // run_step runs one graph over a packed batch: the loss only (train=false), a fused
 // forward+backward+optimizer step (train, !accumulate), or forward+backward adding
 // weight·gradient to the accumulators (train, accumulate; first zeroes them).
-float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, int n, const int32_t * seq_start,
-               int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate = false, float weight = 1.0f,
-               bool first = true) {
+float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, const float * token_weight, int n,
+               const int32_t * seq_start, int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate = false,
+               float weight = 1.0f, bool first = true) {
     const llama_model & m = *tr->model;
     const int64_t n_vocab = m.output->ne[1];
     if (n <= 1) throw std::runtime_error("a training example needs at least 2 tokens");
@@ -667,6 +668,10 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
         if (target[i] && i > 0 && seq_of[i] == seq_of[i - 1]) {
             in.rows.push_back(i - 1);
             in.labels.push_back(tokens[i]);
+            if (token_weight != nullptr) {
+                if (!std::isfinite(token_weight[i])) throw std::runtime_error("a token weight is not finite");
+                in.weights.push_back(token_weight[i]);
+            }
         }
     }
     const int n_scored = (int) in.rows.size();
@@ -701,7 +706,23 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
     tr->drop_masks = nullptr;
     ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n_scored);
     ggml_set_input(labels);
-    ggml_tensor * loss = ggml_cross_entropy_loss(ctx, logits, labels);
+    ggml_tensor * weights = nullptr;
+    ggml_tensor * loss = nullptr;
+    if (token_weight == nullptr) {
+        loss = ggml_cross_entropy_loss(ctx, logits, labels);
+    } else {
+        // Weighted loss -(1/n) sum_r w_r log p_r (w may be negative: advantages).
+        // ggml's cross-entropy backward assumes each label row sums to 1, so
+        // scaling the one-hot rows by w would give a wrong gradient; this path
+        // takes log p of the label through softmax, sum and log, whose backward
+        // ggml has. (log p underflows to -inf only for p < 1e-38, never for the
+        // model's own samples.)
+        weights = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_scored);
+        ggml_set_input(weights);
+        ggml_tensor * p = ggml_soft_max(ctx, logits);
+        ggml_tensor * lp = ggml_log(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, p, labels)));
+        loss = ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, lp, weights)), -1.0f / (float) n_scored);
+    }
     ggml_set_loss(loss);
     ggml_set_output(loss);
 
@@ -754,6 +775,7 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
     ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
     ggml_backend_tensor_set(rows, in.rows.data(), 0, n_scored * sizeof(int32_t));
     fill_masks(tr, masks);
+    if (weights != nullptr) ggml_backend_tensor_set(weights, in.weights.data(), 0, n_scored * sizeof(float));
     {
         std::vector<float> onehot((size_t) n_vocab * n_scored, 0.0f);
         for (int r = 0; r < n_scored; r++) onehot[(size_t) r * n_vocab + in.labels[r]] = 1.0f;
@@ -897,11 +919,11 @@ fa_trainer * fa_train_init(llama_model * model, llama_context * ctx_ref, const f
     return nullptr;
 }
 
-int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
-                      const int32_t * seq_start, int32_t n_seqs, bool train, float lr, float * loss,
+int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, const float * token_weight,
+                      int32_t n_tokens, const int32_t * seq_start, int32_t n_seqs, bool train, float lr, float * loss,
                       int32_t * n_scored, char * err, size_t err_len) {
     try {
-        *loss = run_step(t, tokens, target, n_tokens, seq_start, n_seqs, train, lr, n_scored);
+        *loss = run_step(t, tokens, target, token_weight, n_tokens, seq_start, n_seqs, train, lr, n_scored);
         return 0;
     } catch (const std::exception & e) {
         set_err(err, err_len, e.what());
@@ -912,11 +934,12 @@ int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t 
     return -1;
 }
 
-int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
-                            const int32_t * seq_start, int32_t n_seqs, float weight, bool first, float * loss,
-                            int32_t * n_scored, char * err, size_t err_len) {
+int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, const float * token_weight,
+                            int32_t n_tokens, const int32_t * seq_start, int32_t n_seqs, float weight, bool first,
+                            float * loss, int32_t * n_scored, char * err, size_t err_len) {
     try {
-        *loss = run_step(t, tokens, target, n_tokens, seq_start, n_seqs, true, 0.0f, n_scored, true, weight, first);
+        *loss = run_step(t, tokens, target, token_weight, n_tokens, seq_start, n_seqs, true, 0.0f, n_scored, true, weight,
+                         first);
         return 0;
     } catch (const std::exception & e) {
         set_err(err, err_len, e.what());

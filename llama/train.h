@@ -59,9 +59,12 @@ fa_trainer * fa_train_init(struct llama_model * model, struct llama_context * ct
 // sequences: seq_start[s] is the first token of sequence s (seq_start[0] == 0);
 // attention is block-diagonal and positions restart per sequence. target[i] != 0
 // scores token i (predicted from its prefix within its sequence). Writes the mean
-// NLL over scored tokens and their count. Returns 0 or -1 (message in err).
-int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
-                      const int32_t * seq_start, int32_t n_seqs, bool train, float lr,
+// NLL over scored tokens and their count. token_weight, when not NULL, holds a
+// weight per token (read where target is set): the loss is then
+// -(1/n_scored) * sum of weight * log p (weights may be negative).
+// Returns 0 or -1 (message in err).
+int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, const float * token_weight,
+                      int32_t n_tokens, const int32_t * seq_start, int32_t n_seqs, bool train, float lr,
                       float * loss, int32_t * n_scored, char * err, size_t err_len);
 
 // Gradient accumulation: fa_train_accumulate runs forward and backward over one
@@ -70,8 +73,8 @@ int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t 
 // = the micro-batch's scored tokens / the step's, the sum is the gradient of one
 // batch holding every micro-batch. fa_train_apply then takes one optimizer step
 // with the accumulated gradient. Returns 0 or -1 (message in err).
-int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
-                            const int32_t * seq_start, int32_t n_seqs, float weight, bool first,
+int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, const float * token_weight,
+                            int32_t n_tokens, const int32_t * seq_start, int32_t n_seqs, float weight, bool first,
                             float * loss, int32_t * n_scored, char * err, size_t err_len);
 int32_t fa_train_apply(fa_trainer * t, float lr, char * err, size_t err_len);
 

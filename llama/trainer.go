@@ -169,11 +169,19 @@ type TrainBatch struct {
 	Target []bool
 	// SeqStart holds each sequence's first index; nil means one sequence.
 	SeqStart []int
+	// Weights, when set (one per token, read where Target is set), make the
+	// loss -(1/scored)·Σ w_i·log p(token_i) instead of the mean NLL. Weights
+	// may be negative. Policy-gradient training sets w_i to the advantage of
+	// the rollout token i belongs to, times PPO's ratio and clip indicator
+	// and plus the KL term's coefficient, all computed from log-probabilities
+	// outside the graph: the gradient of this loss is then exactly the
+	// clipped surrogate's.
+	Weights []float32
 }
 
 // StepResult is the outcome of a step or an evaluation.
 type StepResult struct {
-	Loss   float64 // mean negative log-likelihood over scored tokens (nats)
+	Loss   float64 // mean negative log-likelihood over scored tokens (nats); the weighted loss for a batch with Weights
 	Scored int     // scored tokens
 }
 
@@ -363,9 +371,9 @@ func (b TrainBatch) Scored() int {
 }
 
 func (t *Trainer) accumulate(b TrainBatch, weight float32, first bool) (StepResult, error) {
-	return t.call(b, func(ct *C.fa_trainer, tok *C.llama_token, tg *C.uint8_t, n C.int32_t, st *C.int32_t, ns C.int32_t,
+	return t.call(b, func(ct *C.fa_trainer, tok *C.llama_token, tg *C.uint8_t, w *C.float, n C.int32_t, st *C.int32_t, ns C.int32_t,
 		loss *C.float, scored *C.int32_t, e *C.char) C.int32_t {
-		return C.fa_train_accumulate(ct, tok, tg, n, st, ns, C.float(weight), C.bool(first), loss, scored, e, errBufLen)
+		return C.fa_train_accumulate(ct, tok, tg, w, n, st, ns, C.float(weight), C.bool(first), loss, scored, e, errBufLen)
 	})
 }
 
@@ -375,15 +383,15 @@ func (t *Trainer) Eval(b TrainBatch) (StepResult, error) {
 }
 
 func (t *Trainer) run(b TrainBatch, train bool, lr float32) (StepResult, error) {
-	return t.call(b, func(ct *C.fa_trainer, tok *C.llama_token, tg *C.uint8_t, n C.int32_t, st *C.int32_t, ns C.int32_t,
+	return t.call(b, func(ct *C.fa_trainer, tok *C.llama_token, tg *C.uint8_t, w *C.float, n C.int32_t, st *C.int32_t, ns C.int32_t,
 		loss *C.float, scored *C.int32_t, e *C.char) C.int32_t {
-		return C.fa_train_step(ct, tok, tg, n, st, ns, C.bool(train), C.float(lr), loss, scored, e, errBufLen)
+		return C.fa_train_step(ct, tok, tg, w, n, st, ns, C.bool(train), C.float(lr), loss, scored, e, errBufLen)
 	})
 }
 
 // call copies a batch to C memory and runs f (a step, an evaluation or an
 // accumulation) on it.
-func (t *Trainer) call(b TrainBatch, f func(*C.fa_trainer, *C.llama_token, *C.uint8_t, C.int32_t, *C.int32_t, C.int32_t,
+func (t *Trainer) call(b TrainBatch, f func(*C.fa_trainer, *C.llama_token, *C.uint8_t, *C.float, C.int32_t, *C.int32_t, C.int32_t,
 	*C.float, *C.int32_t, *C.char) C.int32_t) (StepResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -418,11 +426,20 @@ func (t *Trainer) call(b TrainBatch, f func(*C.fa_trainer, *C.llama_token, *C.ui
 	for i, s := range starts {
 		st[i] = int32(s)
 	}
+	var cw *C.float
+	if b.Weights != nil {
+		if len(b.Weights) != n {
+			return r, fmt.Errorf("llama: train: %d tokens with %d weights (want equal)", n, len(b.Weights))
+		}
+		cw = (*C.float)(C.malloc(C.size_t(n) * 4))
+		defer C.free(unsafe.Pointer(cw))
+		copy(unsafe.Slice((*float32)(unsafe.Pointer(cw)), n), b.Weights)
+	}
 	var loss C.float
 	var scored C.int32_t
 	var errBuf [errBufLen]C.char
 	t.m.mu.RLock()
-	rc := f(t.c, ctoks, ctgt, C.int32_t(n), cst, C.int32_t(len(starts)), &loss, &scored, &errBuf[0])
+	rc := f(t.c, ctoks, ctgt, cw, C.int32_t(n), cst, C.int32_t(len(starts)), &loss, &scored, &errBuf[0])
 	t.m.mu.RUnlock()
 	if rc != 0 {
 		return r, fmt.Errorf("llama: train step: %s", cErr(errBuf[:]))
