@@ -642,14 +642,13 @@ void fill_masks(fa_trainer * tr, const std::vector<ggml_tensor *> & masks) {
     }
 }
 
-// run_step runs one graph over a packed batch: the loss only (train=false), a fused
-// forward+backward+optimizer step (train, !accumulate), or forward+backward adding
-// weight·gradient to the accumulators (train, accumulate; first zeroes them).
-float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, const float * token_weight, int n,
-               const int32_t * seq_start, int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate = false,
-               float weight = 1.0f, bool first = true) {
-    const llama_model & m = *tr->model;
-    const int64_t n_vocab = m.output->ne[1];
+// prepare_batch checks a packed batch and computes its graph inputs: positions
+// restarting per sequence, the scored rows (a target predicted from the row
+// before it in its sequence), their labels and weights, and the block-diagonal
+// causal mask.
+batch_in prepare_batch(const fa_trainer * tr, const llama_token * tokens, const uint8_t * target,
+                       const float * token_weight, int n, const int32_t * seq_start, int n_seqs) {
+    const int64_t n_vocab = tr->model->output->ne[1];
     if (n <= 1) throw std::runtime_error("a training example needs at least 2 tokens");
     if (n_seqs <= 0 || seq_start[0] != 0) throw std::runtime_error("seq_start must begin with 0");
     batch_in in;
@@ -674,14 +673,26 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
             }
         }
     }
-    const int n_scored = (int) in.rows.size();
-    *n_scored_out = n_scored;
-    if (n_scored == 0) throw std::runtime_error("no scored tokens in the batch (every target is a sequence's first token or unmarked)");
+    if (in.rows.empty()) throw std::runtime_error("no scored tokens in the batch (every target is a sequence's first token or unmarked)");
     // Block-diagonal causal mask: token i sees j when both are in one sequence and j <= i.
     in.mask.assign((size_t) n * n, -INFINITY);
     for (int i = 0; i < n; i++) {
         for (int j = seq_start[seq_of[i]]; j <= i; j++) in.mask[(size_t) i * n + j] = 0.0f;
     }
+    return in;
+}
+
+// run_step runs one graph over a packed batch: the loss only (train=false), a fused
+// forward+backward+optimizer step (train, !accumulate), or forward+backward adding
+// weight·gradient to the accumulators (train, accumulate; first zeroes them).
+float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, const float * token_weight, int n,
+               const int32_t * seq_start, int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate = false,
+               float weight = 1.0f, bool first = true) {
+    const llama_model & m = *tr->model;
+    const int64_t n_vocab = m.output->ne[1];
+    const batch_in in = prepare_batch(tr, tokens, target, token_weight, n, seq_start, n_seqs);
+    const int n_scored = (int) in.rows.size();
+    *n_scored_out = n_scored;
 
     // Room for the tensors, the autodiff graph and the rewritten graph.
     const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, true) +
@@ -861,6 +872,50 @@ void forward_logits(fa_trainer * tr, const llama_token * tokens, int n, float * 
     ggml_backend_sched_reset(tr->sched);
 }
 
+// token_logprobs runs the training forward (no dropout, nothing changed) over a
+// packed batch and writes log p of every scored token, in batch order: the
+// current policy's log-probabilities, for the PPO ratio and the KL term of
+// reward training, computed by the very graph the step differentiates.
+int token_logprobs(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, int n, const int32_t * seq_start,
+                   int n_seqs, float * out, int out_len) {
+    const int64_t n_vocab = tr->model->output->ne[1];
+    const batch_in in = prepare_batch(tr, tokens, target, nullptr, n, seq_start, n_seqs);
+    const int n_scored = (int) in.rows.size();
+    if (n_scored > out_len) throw std::runtime_error("output buffer shorter than the scored tokens");
+    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
+    ggml_init_params ip = {meta, nullptr, true};
+    ggml_context * ctx = ggml_init(ip);
+    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
+    struct ctx_guard {
+        ggml_context * c;
+        ~ctx_guard() { ggml_free(c); }
+    } guard{ctx};
+    ggml_tensor *tok, *pos, *mask, *rows;
+    ggml_tensor * logits = build_forward(tr, ctx, n, n_scored, &tok, &pos, &mask, &rows);
+    ggml_set_output(logits);
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
+    ggml_build_forward_expand(gf, logits);
+    ggml_backend_sched_reset(tr->sched);
+    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the forward graph");
+    std::vector<int32_t> toks(tokens, tokens + n);
+    ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
+    ggml_backend_tensor_set(rows, in.rows.data(), 0, n_scored * sizeof(int32_t));
+    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) throw std::runtime_error("forward failed");
+    std::vector<float> row(n_vocab);
+    for (int r = 0; r < n_scored; r++) {
+        ggml_backend_tensor_get(logits, row.data(), (size_t) r * n_vocab * sizeof(float), n_vocab * sizeof(float));
+        float maxv = row[0];
+        for (int64_t v = 1; v < n_vocab; v++) maxv = std::max(maxv, row[v]);
+        double sum = 0.0;  // in double: a large vocabulary's sum loses bits in float
+        for (int64_t v = 0; v < n_vocab; v++) sum += std::exp((double) row[v] - (double) maxv);
+        out[r] = (float) ((double) row[in.labels[r]] - (double) maxv - std::log(sum));
+    }
+    ggml_backend_sched_reset(tr->sched);
+    return n_scored;
+}
+
 // save_params writes the trainable tensors (and, with moments, AdamW's m and v) to
 // a GGUF whose metadata set_kv fills in; the file appears whole or not at all.
 template <typename F>
@@ -945,6 +1000,20 @@ int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const ui
         set_err(err, err_len, e.what());
     } catch (...) {
         set_err(err, err_len, "unknown exception in a gradient accumulation");
+    }
+    ggml_backend_sched_reset(t->sched);
+    return -1;
+}
+
+int32_t fa_train_token_logprobs(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
+                                const int32_t * seq_start, int32_t n_seqs, float * out, int32_t out_len, char * err,
+                                size_t err_len) {
+    try {
+        return token_logprobs(t, tokens, target, n_tokens, seq_start, n_seqs, out, out_len);
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown exception in a forward pass");
     }
     ggml_backend_sched_reset(t->sched);
     return -1;

@@ -78,6 +78,13 @@ int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const ui
                             float * loss, int32_t * n_scored, char * err, size_t err_len);
 int32_t fa_train_apply(fa_trainer * t, float lr, char * err, size_t err_len);
 
+// Log-probability of every scored token of a packed batch (as fa_train_step
+// reads it) under the current weights, without dropout: out[k] for the k-th
+// scored token. Returns the number written, or -1 (message in err).
+int32_t fa_train_token_logprobs(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
+                                const int32_t * seq_start, int32_t n_seqs, float * out, int32_t out_len, char * err,
+                                size_t err_len);
+
 // Saves the LoRA adapter (llama.cpp's format) or, for full training, the model.
 int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_len);
 

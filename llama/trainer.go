@@ -389,6 +389,63 @@ func (t *Trainer) run(b TrainBatch, train bool, lr float32) (StepResult, error) 
 	})
 }
 
+// cBatch is a TrainBatch copied to C memory (cgo arguments stay in C memory,
+// which keeps the seam simple to audit); free releases it.
+type cBatch struct {
+	tok     *C.llama_token
+	tgt     *C.uint8_t
+	w       *C.float // nil without weights
+	st      *C.int32_t
+	n, ns   C.int32_t
+	targets int // tokens marked as targets
+}
+
+func newCBatch(b TrainBatch) (*cBatch, error) {
+	n := len(b.Tokens)
+	if n < 2 || len(b.Target) != n {
+		return nil, fmt.Errorf("llama: train: %d tokens with %d target flags (want equal, >= 2)", n, len(b.Target))
+	}
+	if b.Weights != nil && len(b.Weights) != n {
+		return nil, fmt.Errorf("llama: train: %d tokens with %d weights (want equal)", n, len(b.Weights))
+	}
+	starts := b.SeqStart
+	if len(starts) == 0 {
+		starts = []int{0}
+	}
+	c := &cBatch{n: C.int32_t(n), ns: C.int32_t(len(starts))}
+	c.tok = (*C.llama_token)(C.malloc(C.size_t(n) * 4))
+	c.tgt = (*C.uint8_t)(C.malloc(C.size_t(n)))
+	c.st = (*C.int32_t)(C.malloc(C.size_t(len(starts)) * 4))
+	toks := unsafe.Slice((*int32)(unsafe.Pointer(c.tok)), n)
+	tg := unsafe.Slice((*uint8)(unsafe.Pointer(c.tgt)), n)
+	for i, tk := range b.Tokens {
+		toks[i] = int32(tk)
+		tg[i] = 0
+		if b.Target[i] {
+			tg[i] = 1
+			c.targets++
+		}
+	}
+	st := unsafe.Slice((*int32)(unsafe.Pointer(c.st)), len(starts))
+	for i, s := range starts {
+		st[i] = int32(s)
+	}
+	if b.Weights != nil {
+		c.w = (*C.float)(C.malloc(C.size_t(n) * 4))
+		copy(unsafe.Slice((*float32)(unsafe.Pointer(c.w)), n), b.Weights)
+	}
+	return c, nil
+}
+
+func (c *cBatch) free() {
+	C.free(unsafe.Pointer(c.tok))
+	C.free(unsafe.Pointer(c.tgt))
+	C.free(unsafe.Pointer(c.st))
+	if c.w != nil {
+		C.free(unsafe.Pointer(c.w))
+	}
+}
+
 // call copies a batch to C memory and runs f (a step, an evaluation or an
 // accumulation) on it.
 func (t *Trainer) call(b TrainBatch, f func(*C.fa_trainer, *C.llama_token, *C.uint8_t, *C.float, C.int32_t, *C.int32_t, C.int32_t,
@@ -399,53 +456,50 @@ func (t *Trainer) call(b TrainBatch, f func(*C.fa_trainer, *C.llama_token, *C.ui
 	if t.c == nil {
 		return r, ErrClosed
 	}
-	n := len(b.Tokens)
-	if n < 2 || len(b.Target) != n {
-		return r, fmt.Errorf("llama: train: %d tokens with %d target flags (want equal, >= 2)", n, len(b.Target))
+	cb, err := newCBatch(b)
+	if err != nil {
+		return r, err
 	}
-	starts := b.SeqStart
-	if len(starts) == 0 {
-		starts = []int{0}
-	}
-	ctoks := (*C.llama_token)(C.malloc(C.size_t(n) * 4))
-	defer C.free(unsafe.Pointer(ctoks))
-	ctgt := (*C.uint8_t)(C.malloc(C.size_t(n)))
-	defer C.free(unsafe.Pointer(ctgt))
-	cst := (*C.int32_t)(C.malloc(C.size_t(len(starts)) * 4))
-	defer C.free(unsafe.Pointer(cst))
-	toks := unsafe.Slice((*int32)(unsafe.Pointer(ctoks)), n)
-	tg := unsafe.Slice((*uint8)(unsafe.Pointer(ctgt)), n)
-	for i, tk := range b.Tokens {
-		toks[i] = int32(tk)
-		tg[i] = 0
-		if b.Target[i] {
-			tg[i] = 1
-		}
-	}
-	st := unsafe.Slice((*int32)(unsafe.Pointer(cst)), len(starts))
-	for i, s := range starts {
-		st[i] = int32(s)
-	}
-	var cw *C.float
-	if b.Weights != nil {
-		if len(b.Weights) != n {
-			return r, fmt.Errorf("llama: train: %d tokens with %d weights (want equal)", n, len(b.Weights))
-		}
-		cw = (*C.float)(C.malloc(C.size_t(n) * 4))
-		defer C.free(unsafe.Pointer(cw))
-		copy(unsafe.Slice((*float32)(unsafe.Pointer(cw)), n), b.Weights)
-	}
+	defer cb.free()
 	var loss C.float
 	var scored C.int32_t
 	var errBuf [errBufLen]C.char
 	t.m.mu.RLock()
-	rc := f(t.c, ctoks, ctgt, cw, C.int32_t(n), cst, C.int32_t(len(starts)), &loss, &scored, &errBuf[0])
+	rc := f(t.c, cb.tok, cb.tgt, cb.w, cb.n, cb.st, cb.ns, &loss, &scored, &errBuf[0])
 	t.m.mu.RUnlock()
 	if rc != 0 {
 		return r, fmt.Errorf("llama: train step: %s", cErr(errBuf[:]))
 	}
 	r.Loss, r.Scored = float64(loss), int(scored)
 	return r, nil
+}
+
+// TokenLogProbs returns log p of every scored token of b (in order; a
+// sequence's first token is never scored) under the trainer's current
+// weights, computed by the training graph's forward without dropout: the
+// policy's log-probabilities that reward training compares across steps.
+func (t *Trainer) TokenLogProbs(b TrainBatch) ([]float32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return nil, ErrClosed
+	}
+	b.Weights = nil
+	cb, err := newCBatch(b)
+	if err != nil {
+		return nil, err
+	}
+	defer cb.free()
+	out := (*C.float)(C.malloc(C.size_t(cb.targets+1) * 4))
+	defer C.free(unsafe.Pointer(out))
+	var errBuf [errBufLen]C.char
+	t.m.mu.RLock()
+	n := C.fa_train_token_logprobs(t.c, cb.tok, cb.tgt, cb.n, cb.st, cb.ns, out, C.int32_t(cb.targets+1), &errBuf[0], errBufLen)
+	t.m.mu.RUnlock()
+	if n < 0 {
+		return nil, fmt.Errorf("llama: train logprobs: %s", cErr(errBuf[:]))
+	}
+	return append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(out)), int(n))...), nil
 }
 
 // Logits runs the training graph's forward pass over one sequence and returns the

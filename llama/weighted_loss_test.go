@@ -2,6 +2,7 @@ package llama
 
 import (
 	"math"
+	"path/filepath"
 	"testing"
 )
 
@@ -100,5 +101,68 @@ func TestWeightedLoss(t *testing.T) {
 	bad := weighted(b, func(int) float32 { return float32(math.NaN()) })
 	if _, err := tr.Eval(bad); err == nil {
 		t.Error("a NaN weight was accepted")
+	}
+}
+
+// TestTrainerTokenLogProbs checks the policy log-probabilities of the
+// training graph against llama_decode's for the same weights: the trainer's
+// adapter, saved and loaded into an inference context, scores the same
+// tokens to the same values.
+func TestTrainerTokenLogProbs(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 4), ModelOptions{})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll, Seed: 3})
+	b := agentBatch(t, m, trainText)
+	for i := 0; i < 4; i++ {
+		if _, err := tr.Step(b, 0.02); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := tr.TokenLogProbs(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := tr.Eval(b)
+	if len(got) != res.Scored {
+		t.Fatalf("%d log-probabilities for %d scored tokens", len(got), res.Scored)
+	}
+	var nll float64
+	for _, lp := range got {
+		nll -= float64(lp)
+	}
+	if nll /= float64(len(got)); math.Abs(nll-res.Loss) > 1e-4*res.Loss {
+		t.Errorf("mean -log p %.6f, the step's loss %.6f", nll, res.Loss)
+	}
+	path := filepath.Join(dir, "a.gguf")
+	if err := tr.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.LoadAdapter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An F32 cache and no flash attention, as TestTrainMatchesDecodeBitExact:
+	// the default F16 cache alone moves log p by ~1e-3.
+	c, err := m.NewContext(ContextOptions{NCtx: 512, Threads: 2, TypeK: "f32", TypeV: "f32", FlashAttn: FlashAttnOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetAdapter(a, 1); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.ScoreTokens(b.Tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := 0
+	for i := 1; i < len(b.Tokens); i++ {
+		if !b.Target[i] {
+			continue
+		}
+		if math.Abs(float64(got[k]-all[i-1])) > 1e-5 {
+			t.Errorf("token %d: training graph log p %.5f, llama_decode %.5f", i, got[k], all[i-1])
+		}
+		k++
 	}
 }
