@@ -55,6 +55,13 @@ SYNTHETIC_TOJSON = (
     "{% endfor %}"
 )
 
+# The loopcontrols extension transformers enables.
+SYNTHETIC_LOOPCONTROLS = (
+    "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}"
+    "{% if loop.index > 3 %}{% break %}{% endif %}"
+    "{{ loop.index }} {{ m.role }}: {{ m.content | length }}\n{% endfor %}"
+)
+
 REACT_Q = "Which magazine was started first, Arthur's Magazine or First for Women?"
 REACT_T1 = ("Thought 1: I need to search Arthur's Magazine and First for Women, "
             "and find which was started first.\nAction 1: Search[Arthur's Magazine]")
@@ -152,6 +159,7 @@ def templates(tokdir):
             continue
         out[name] = {"source": src, "bos_token": toks["bos_token"], "eos_token": toks["eos_token"]}
     out["synthetic-tojson"] = {"source": SYNTHETIC_TOJSON, "bos_token": None, "eos_token": None}
+    out["synthetic-loopcontrols"] = {"source": SYNTHETIC_LOOPCONTROLS, "bos_token": None, "eos_token": None}
     return out
 
 
