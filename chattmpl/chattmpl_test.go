@@ -168,3 +168,38 @@ func TestConcurrentRender(t *testing.T) {
 		t.Errorf("concurrent render gave %q", got)
 	}
 }
+
+// BenchmarkRender renders FireAct's ReAct conversation with each real
+// template: what a chat request or one training example's renderings cost.
+func BenchmarkRender(b *testing.B) {
+	raw, err := os.ReadFile("testdata/renders.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var f fixture
+	if err := json.Unmarshal(raw, &f); err != nil {
+		b.Fatal(err)
+	}
+	msgs := f.Conversations["react"]
+	for _, name := range []string{"llama-3.1", "qwen3", "gemma-3", "mistral-instruct-v0.1"} {
+		tm := f.Templates[name]
+		tp, err := Compile(tm.Source, str(tm.BOS), str(tm.EOS))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tp.Render(msgs, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/compile", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Compile(tm.Source, "", ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -281,6 +281,10 @@ func chatSegments(t trajectory.Trajectory, m *llama.Model, tmpl string) ([]Segme
 			out = append(out, s)
 		}
 	}
+	if joinSegments(out) != full {
+		// A bug here would silently train on text the template never renders.
+		return nil, fmt.Errorf("finetune: chat segments do not spell the template's rendering")
+	}
 	return out, nil
 }
 
