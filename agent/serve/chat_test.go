@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -96,6 +97,18 @@ func TestChatModelTemplateAsHF(t *testing.T) {
 		}
 		if resp.Usage.PromptTokens != ref.PromptTokens || len(resp.Choices) != 1 || resp.Choices[0].Message.Content != ref.Text {
 			t.Fatalf("usage %+v choices %+v; HF's rendering: %d prompt tokens, text %q", resp.Usage, resp.Choices, ref.PromptTokens, ref.Text)
+		}
+	})
+	t.Run("uncompilable", func(t *testing.T) {
+		// The server still starts and completes; chat says why it cannot.
+		_, c := templateServer(t, "{% for m in messages %}{{ m.content }}")
+		if _, err := c.CreateCompletion(ctx, openai.CompletionRequest{Model: "tiny", Prompt: "Once upon a time", MaxTokens: 2}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: "tiny", MaxTokens: 2,
+			Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+		if status, code := apiError(t, err); status != 500 || code != "chat_template_failed" || !strings.Contains(err.Error(), "compile") {
+			t.Fatalf("status %d code %q: %v", status, code, err)
 		}
 	})
 	t.Run("gemma-3 refuses", func(t *testing.T) {
