@@ -15,9 +15,10 @@
 //     written for LLM chat templates: Hugging Face's trim_blocks and
 //     lstrip_blocks are built in, as are raise_exception, strftime_now,
 //     namespace, Python string methods (startswith, split, lstrip, ...),
-//     slices such as messages[::-1], and a tojson that keeps non-ASCII text
-//     and dict order as Python's json.dumps does. No dependencies, no global
-//     state, compiled templates are safe for concurrent use.
+//     slices such as messages[::-1], loop controls, and a tojson that keeps
+//     non-ASCII text and dict order as Python's json.dumps does. No
+//     dependencies, no mutable global state, compiled templates are safe for
+//     concurrent use.
 //   - nikolalohinski/gonja/v2 v2.9.1 rendered Llama-3.1, Qwen3 and Mistral but
 //     could not parse Gemma-3's template (a parenthesized inline if:
 //     "(first_user_prefix if loop.first else "")"), and its tojson sorts keys
