@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/fireact/fireact/chattmpl/llamachat"
 	"github.com/fireact/fireact/llama"
 )
 
@@ -23,9 +25,16 @@ type LocalLLM struct {
 	Engine *llama.Engine
 	// Adapters are applied to every request (a fine-tuned student's LoRA).
 	Adapters []llama.AdapterScale
-	// ChatTemplate renders chat requests (a template text or built-in name);
-	// "" uses the model's own template.
+	// ChatTemplate renders chat requests (a Jinja template text or a llama.cpp
+	// built-in name); "" uses the model's own template, rendered as Hugging
+	// Face renders it (llamachat.New).
 	ChatTemplate string
+
+	// The renderer is made at the first chat request, once: its template
+	// does not change, and compiling it per request would be waste.
+	chatOnce sync.Once
+	chat     *llamachat.Renderer
+	chatErr  error
 }
 
 // Complete implements LLM.
@@ -36,7 +45,11 @@ func (l *LocalLLM) Complete(ctx context.Context, req Request) (Response, error) 
 		for i, m := range req.Messages {
 			msgs[i] = llama.ChatMessage{Role: m.Role, Content: m.Content}
 		}
-		p, err := l.Engine.Model().ApplyChatTemplate(l.ChatTemplate, msgs, true)
+		l.chatOnce.Do(func() { l.chat, l.chatErr = llamachat.New(l.Engine.Model(), l.ChatTemplate) })
+		if l.chatErr != nil {
+			return Response{}, fmt.Errorf("local llm: chat template: %w", l.chatErr)
+		}
+		p, err := l.chat.Render(msgs, true)
 		if err != nil {
 			return Response{}, fmt.Errorf("local llm: chat template: %w", err)
 		}

@@ -34,6 +34,8 @@ func TestMaskChatRealTokenizers(t *testing.T) {
 	}{
 		{"llama-3.1", "", turn1 + "<|eot_id|>" + turn2 + "<|eot_id|>"},
 		{"qwen3", "chatml", turn1 + "<|im_end|>" + turn2 + "<|im_end|>"},
+		// Qwen3's own Jinja template, which does not render incrementally.
+		{"qwen3", "", turn1 + "<|im_end|>" + turn2 + "<|im_end|>"},
 		{"gemma-3", "", turn1 + "<end_of_turn>" + turn2 + "<end_of_turn>"},
 		{"mistral-v0.1", "mistral-v1", " " + turn1 + "</s> " + turn2 + "</s>"},
 	} {
@@ -75,5 +77,47 @@ func TestMaskChatRealTokenizers(t *testing.T) {
 				t.Errorf("%q encoded piece-wise: %v", ", then", ex.Tokens)
 			}
 		})
+	}
+}
+
+// TestMaskChatQwen3Template checks the mask on Qwen3's own template (rendered
+// as Hugging Face renders it) for a conversation ending with the assistant:
+// the template gives the last turn an empty reasoning block that the
+// generation prompt does not contain, so the model writes it and it is scored;
+// the earlier turn, rendered without one in the whole conversation, is found
+// there all the same.
+func TestMaskChatQwen3Template(t *testing.T) {
+	m := hfTokenizerModel(t, "qwen3")
+	tr := sampleTrajectory()
+	tr.Steps[len(tr.Steps)-1].Observation = ""
+	segs, err := Segments(tr, TemplateChat, m, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := joinSegments(segs)
+	const want = "<|im_start|>user\nWhat is the capital city of the country?<|im_end|>\n" +
+		"<|im_start|>assistant\nThought: I need to search the city.\nAction: search[the city]<|im_end|>\n" +
+		"<|im_start|>user\nObservation: The city is Paris.<|im_end|>\n" +
+		"<|im_start|>assistant\n<think>\n\n</think>\n\nThought: So the answer is Paris.\nAction: finish[Paris]<|im_end|>\n"
+	if text != want {
+		t.Fatalf("training text\n%q\nwant Hugging Face's\n%q", text, want)
+	}
+	ex, err := Encode(m, segs, EncodeOptions{NoEOS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.PieceWise {
+		t.Fatalf("encoded piece-wise")
+	}
+	var got []byte
+	for i, tok := range ex.Tokens {
+		if ex.Target[i] {
+			got = append(got, m.TokenPiece(tok, true)...)
+		}
+	}
+	const scored = "Thought: I need to search the city.\nAction: search[the city]<|im_end|>" +
+		"<think>\n\n</think>\n\nThought: So the answer is Paris.\nAction: finish[Paris]<|im_end|>"
+	if string(got) != scored {
+		t.Errorf("scored text\n%q\nwant\n%q", got, scored)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/fireact/fireact/chattmpl/llamachat"
 	"github.com/fireact/fireact/finetune/dataformat"
 	"github.com/fireact/fireact/llama"
 	"github.com/fireact/fireact/store/trajectory"
@@ -51,8 +52,9 @@ type Segment struct {
 
 // Segments renders a trajectory into training text for tmpl, split into scored
 // (agent-written) and unscored pieces. m is needed only for TemplateChat (its chat
-// template, or chatTmpl when not empty: a template text or a llama.cpp built-in
-// name such as "chatml").
+// template, rendered as Hugging Face renders it, or chatTmpl when not empty: a
+// Jinja template text or a llama.cpp built-in name such as "chatml"; see
+// llamachat.New).
 //
 // What the agent wrote, and so what is scored: each step's thought and action
 // lines with their labels, and the hand-over to the environment that ends them
@@ -192,14 +194,27 @@ func joinSegments(segs []Segment) string {
 // assistant message in the text by rendering the conversation up to it: the
 // template's text before the message is the prompt, the message is scored, and so
 // is the template's end of turn after it (up to trailing white space), which is
-// what ends a chat turn at inference (often the end-of-generation token).
+// what ends a chat turn at inference (often the end-of-generation token), and
+// any template text between the generation prompt and the message (Qwen3's empty
+// "<think>\n\n</think>\n\n" of the last turn), which the model writes too.
+//
+// Most templates render incrementally: the conversation up to a message is a
+// prefix of the whole. Qwen3's is not: it drops the reasoning block of every
+// assistant turn before the last question, so a turn rendered last differs
+// from the same turn in the whole text; there the message and its end of turn
+// are looked up in the whole text after the previous turn. The training text
+// is always the whole conversation as the template renders it.
 func chatSegments(t trajectory.Trajectory, m *llama.Model, tmpl string) ([]Segment, error) {
 	dm := dataformat.ChatMessages(t)
 	msgs := make([]llama.ChatMessage, len(dm))
 	for i, x := range dm {
 		msgs[i] = llama.ChatMessage{Role: x.Role, Content: x.Content}
 	}
-	full, err := m.ApplyChatTemplate(tmpl, msgs, false)
+	r, err := llamachat.New(m, tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("finetune: chat template: %w", err)
+	}
+	full, err := r.Render(msgs, false)
 	if err != nil {
 		return nil, fmt.Errorf("finetune: chat template: %w", err)
 	}
@@ -209,16 +224,16 @@ func chatSegments(t trajectory.Trajectory, m *llama.Model, tmpl string) ([]Segme
 		if msg.Role != "assistant" {
 			continue
 		}
-		pre, err := m.ApplyChatTemplate(tmpl, msgs[:k], true)
+		pre, err := r.Render(msgs[:k], true)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: chat template: %w", err)
 		}
-		through, err := m.ApplyChatTemplate(tmpl, msgs[:k+1], false)
+		through, err := r.Render(msgs[:k+1], false)
 		if err != nil {
 			return nil, fmt.Errorf("finetune: chat template: %w", err)
 		}
-		if !strings.HasPrefix(full, through) || !strings.HasPrefix(through, pre) || len(pre) < pos {
-			return nil, fmt.Errorf("finetune: the chat template does not render conversations incrementally; use the alpaca template")
+		if !strings.HasPrefix(through, pre) {
+			return nil, fmt.Errorf("finetune: the chat template's generation prompt does not start the assistant's turn; use the alpaca template")
 		}
 		// Templates may trim the content; find what they kept.
 		content := strings.TrimSpace(msg.Content)
@@ -226,13 +241,28 @@ func chatSegments(t trajectory.Trajectory, m *llama.Model, tmpl string) ([]Segme
 		if j < 0 {
 			return nil, fmt.Errorf("finetune: the chat template changes message text; use the alpaca template")
 		}
-		start := len(pre) + j
-		end := start + len(content)
-		turnEnd := len(strings.TrimRight(through, " \n\r\t"))
-		if turnEnd < end {
-			turnEnd = end
+		open := through[len(pre) : len(pre)+j]
+		closing := strings.TrimRight(through[len(pre)+j+len(content):], " \n\r\t")
+		var start int
+		if strings.HasPrefix(full, through) {
+			start = len(pre) + j
+		} else {
+			i := strings.Index(full[pos:], content+closing)
+			if i < 0 {
+				return nil, fmt.Errorf("finetune: the chat template renders assistant message %d differently in the whole conversation; use the alpaca template", k)
+			}
+			start = pos + i
+			if !strings.HasSuffix(full[:start], open) {
+				open = ""
+			}
 		}
-		segs = append(segs, Segment{Text: full[pos:start], Special: true})
+		if start-len(open) < pos {
+			return nil, fmt.Errorf("finetune: the chat template does not render conversations incrementally; use the alpaca template")
+		}
+		end := start + len(content)
+		turnEnd := end + len(closing)
+		segs = append(segs, Segment{Text: full[pos : start-len(open)], Special: true})
+		segs = append(segs, Segment{Text: open, Scored: true, Special: true})
 		// A harness reflection injected at the start of the thought is not the
 		// agent's (the step's rendered thought is "Thought: <reflection> Thought: ...").
 		if i := strings.Index(content, " Thought: "); i >= 0 && strings.HasPrefix(content, "Thought: ") && hasReflection(t, content) {
@@ -250,6 +280,10 @@ func chatSegments(t trajectory.Trajectory, m *llama.Model, tmpl string) ([]Segme
 		if s.Text != "" {
 			out = append(out, s)
 		}
+	}
+	if joinSegments(out) != full {
+		// A bug here would silently train on text the template never renders.
+		return nil, fmt.Errorf("finetune: chat segments do not spell the template's rendering")
 	}
 	return out, nil
 }

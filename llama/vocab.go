@@ -170,6 +170,11 @@ type ChatMessage struct {
 // ApplyChatTemplate renders messages with the model's chat template (or tmpl, when
 // not empty: a template text or a built-in name such as "chatml"). addAssistant
 // appends the opening of an assistant turn, for generation.
+//
+// llama.cpp does not run Jinja: a template text is matched by heuristics to one
+// of its built-in renderings, which can differ from what Hugging Face renders
+// from the same text. Render a model's own template with the chattmpl package;
+// this is for the built-in names (BuiltinChatTemplates).
 func (m *Model) ApplyChatTemplate(tmpl string, msgs []ChatMessage, addAssistant bool) (string, error) {
 	if tmpl == "" {
 		tmpl = m.info.ChatTemplate
@@ -211,4 +216,51 @@ func (m *Model) ApplyChatTemplate(tmpl string, msgs []ChatMessage, addAssistant 
 		size = int(n) + 1
 	}
 	return "", fmt.Errorf("llama: chat template: output buffer sizing failed")
+}
+
+// BuiltinChatTemplates returns the names of llama.cpp's built-in chat
+// renderings ("chatml", "llama3", "mistral-v1", ...): the names
+// ApplyChatTemplate accepts as tmpl.
+func BuiltinChatTemplates() []string {
+	n := C.llama_chat_builtin_templates(nil, 0)
+	if n <= 0 {
+		return nil
+	}
+	names := make([]*C.char, n)
+	n = C.llama_chat_builtin_templates(&names[0], C.size_t(len(names)))
+	out := make([]string, 0, n)
+	for _, p := range names[:n] {
+		out = append(out, C.GoString(p))
+	}
+	return out
+}
+
+// IsBuiltinChatTemplate reports whether name is one of BuiltinChatTemplates.
+func IsBuiltinChatTemplate(name string) bool {
+	for _, b := range BuiltinChatTemplates() {
+		if b == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ChatTokens returns the texts a Jinja chat template gets as bos_token and
+// eos_token: the BOS and EOS tokens' text ("<|begin_of_text|>", "<s>"), or ""
+// for one the GGUF names no id for. llama.cpp falls back to a default id for
+// a BPE vocabulary without one (Qwen3 has no BOS; the default, 11, is ","),
+// which is not a token the model's tokenizer has as BOS.
+func (m *Model) ChatTokens() (bos, eos string) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.c == nil {
+		return "", ""
+	}
+	text := func(key string, t Token) string {
+		if _, ok := m.file.Get(key); !ok || t < 0 || int(t) >= m.info.NVocab {
+			return ""
+		}
+		return string(m.pieceLocked(t, true))
+	}
+	return text("tokenizer.ggml.bos_token_id", m.info.BOS), text("tokenizer.ggml.eos_token_id", m.info.EOS)
 }

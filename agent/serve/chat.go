@@ -30,9 +30,16 @@ func (s *Server) chatPrompt(b Backend, msgs []ChatMessage) ([]llama.Token, *APIE
 		}
 		cm[i] = llama.ChatMessage{Role: role, Content: string(m.Content)}
 	}
-	text, err := s.cfg.Engine.Model().ApplyChatTemplate(b.ChatTemplate, cm, true)
+	if s.chatErr != nil {
+		return nil, apiErrorf(http.StatusInternalServerError, ErrTypeServer, "chat_template_failed", "the model's chat template: %v", s.chatErr)
+	}
+	// All backends share the server's template (b.ChatTemplate is its text).
+	text, err := s.chat.Render(cm, true)
 	if err != nil {
-		return nil, apiErrorf(http.StatusInternalServerError, ErrTypeServer, "chat_template_failed", "applying the chat template: %v", err)
+		// Mostly the template refusing the messages (raise_exception: Gemma's
+		// and Mistral's want alternating user and assistant turns): the
+		// client's to fix, as vLLM and llama-server answer it.
+		return nil, apiErrorf(http.StatusBadRequest, ErrTypeInvalidRequest, "chat_template_failed", "the chat template does not render these messages: %v", err)
 	}
 	// The template's own markers (e.g. <|im_start|>) must become special tokens.
 	return s.tokenizePrompt(text, true)

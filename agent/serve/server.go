@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fireact/fireact/chattmpl/llamachat"
 	"github.com/fireact/fireact/llama"
 )
 
@@ -101,8 +102,12 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	reg     *registry
-	tmpl    string // chat template to pass to ApplyChatTemplate ("" means the model's)
+	tmpl    string // chat template override ("" means the model's)
 	hasTmpl bool
+	// chat renders chat requests; nil with chatErr when the model's own
+	// template cannot be compiled (chat requests then fail saying why).
+	chat    *llamachat.Renderer
+	chatErr error
 	log     *slog.Logger
 	met     *metrics
 	started time.Time
@@ -165,12 +170,21 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.ChatTemplate != "":
 		// Try the template now so that a typo fails at start, not at the first chat.
-		if _, err := m.ApplyChatTemplate(cfg.ChatTemplate, []llama.ChatMessage{{Role: "user", Content: "hi"}}, true); err != nil {
+		r, err := llamachat.New(m, cfg.ChatTemplate)
+		if err == nil {
+			_, err = r.Render([]llama.ChatMessage{{Role: "user", Content: "hi"}}, true)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("serve: chat template %q: %w", cfg.ChatTemplate, err)
 		}
-		s.tmpl, s.hasTmpl = cfg.ChatTemplate, true
+		s.tmpl, s.hasTmpl, s.chat = cfg.ChatTemplate, true, r
 	case m.Info().ChatTemplate != "":
 		s.hasTmpl = true
+		// A model whose template the Jinja engine cannot compile still serves
+		// completions; its chat requests fail with the reason.
+		if s.chat, s.chatErr = llamachat.New(m, ""); s.chatErr != nil {
+			s.log.Warn("the model's chat template cannot be rendered; /v1/chat/completions will fail (use --chat-template)", "err", s.chatErr)
+		}
 	default:
 		s.log.Warn("the model has no chat template; /v1/chat/completions will fail (use --chat-template)")
 	}
