@@ -49,8 +49,10 @@ const context = await model.createContext({
 });
 const sequence = context.getSequence();
 const tokens = [];
-// temperature 0: argmax at every step, no sampler state, so both sides must agree.
-for await (const t of sequence.evaluate(req.prompt, {temperature: 0})) {
+// temperature 0: argmax at every step, no sampler state, so both sides must
+// agree; an end-of-generation token is yielded and generation goes on past it,
+// as fireact's IgnoreEOS does, so the two continuations have the same length.
+for await (const t of sequence.evaluate(req.prompt, {temperature: 0, yieldEogToken: true})) {
     tokens.push(t);
     if (tokens.length >= req.n) break;
 }
