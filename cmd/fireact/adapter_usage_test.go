@@ -116,7 +116,7 @@ func TestEvalAndServeTakeFormatFromAdapter(t *testing.T) {
 	served := make(chan error, 1)
 	go func() {
 		served <- app.RunContext(ctx, []string{"fireact", "serve", "-m", base, "--lora", "chat=" + adapter,
-			"--addr", addr, "--db", db, "--threads", "1", "--parallel", "1", "--ctx", "512", "--search", "none"})
+			"--addr", addr, "--db", db, "--threads", "1", "--parallel", "1", "--ctx", "1024", "--max-tokens", "8", "--search", "none"})
 	}()
 	defer func() {
 		cancel()
