@@ -49,8 +49,8 @@ func runFormat(t *testing.T, db, run string) string {
 
 // TestEvalAndServeTakeFormatFromAdapter trains a chat-format adapter (with the
 // chatml template, on FireAct trajectories) through `fireact finetune`, then
-// checks that `fireact eval` prompts with the chat format when no --format is
-// given, that --format overrides it, that another base gets a warning naming
+// checks that `fireact eval` (and `fireact run`) prompt with the chat format
+// when no --format is given, that --format overrides it, that another base gets a warning naming
 // the recorded one, and that `fireact serve` runs /v1/agent/run requests for
 // the adapter in the chat format and serves chat completions with its
 // template (the base has none, so without it they would fail).
@@ -105,6 +105,14 @@ func TestEvalAndServeTakeFormatFromAdapter(t *testing.T) {
 	out = eval(other, "other-base")
 	if !strings.Contains(out, "warning: adapter "+adapter+" was trained on base base.gguf") {
 		t.Errorf("no base-mismatch warning for another base; output:\n%s", out)
+	}
+
+	if out, err := runFireact(t, "", "run", "--db", db, "-m", base, "--lora", adapter, "--search", "none", "--max-turns", "1",
+		"--max-tokens", "4", "--threads", "1", "--record", "one", "Who directed the film?"); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if f := runFormat(t, db, "one"); f != "chat" {
+		t.Errorf("run without --format prompted with %q, want the adapter's chat", f)
 	}
 
 	// serve, on a free port, until the test cancels it.
