@@ -149,7 +149,7 @@ func logitMargin(t *testing.T, m *Model, adapters []AdapterScale, seq []Token) f
 // TestNodeLlamaConformance loads our models and adapters in node-llama-cpp, an
 // independent llama.cpp build (its prebuilt CPU binary), and checks that it
 // tokenizes the prompt as we do and continues it greedily with the same tokens:
-// (a) models made in code, F32 and Q8_0; (b) a model with a LoRA adapter our
+// (a) stories260K and models made in code, F32 and Q8_0; (b) a model with a LoRA adapter our
 // trainer wrote (with fireact's usage metadata), and the model `fireact merge`
 // makes from the pair; (c) a PEFT adapter converted by `fireact convert`
 // (llama, whose q/k rows the conversion permutes). Each adapter must change
@@ -170,6 +170,11 @@ func TestNodeLlamaConformance(t *testing.T) {
 	// ours must differ from the base's continuation for each adapter case.
 	baseOf := map[string]string{}
 
+	// A real model with a real SPM tokenizer (karpathy's TinyStories llama).
+	if _, err := os.Stat(storiesPath); err != nil {
+		t.Fatalf("stories260K model missing (../shared must sit beside the checkout): %v", err)
+	}
+	cases = append(cases, tcase{name: "stories260K", model: storiesPath})
 	f32 := trainModel(t, dir, "f32", 64, 11)
 	cases = append(cases, tcase{name: "model-f32", model: f32})
 	q8 := filepath.Join(dir, "q8.gguf")
