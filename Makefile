@@ -107,12 +107,26 @@ cuda:
 
 # System packages the tests need (Debian). Installed by the project, never by hand.
 DEB_PKGS ?= chromium
+# node-llama-cpp: an independent llama.cpp (prebuilt binaries from npm, no
+# compile) that llama/nodellama_test.go checks our models and adapters against.
+# Installed into the git-ignored .deps/node when npm is present; without it the
+# test skips and says why. --ignore-scripts: its postinstall may try to build
+# llama.cpp from source, which the test never needs (it uses the prebuilt CPU
+# binary, offline).
+NODE_LLAMA_VERSION ?= 3.22.1
+NODE_DEPS ?= .deps/node
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@if ! command -v npm >/dev/null; then \
+	  echo "npm not found: skipping node-llama-cpp (the conformance test will skip)"; \
+	elif ! grep -qs '"version": "$(NODE_LLAMA_VERSION)"' $(NODE_DEPS)/node_modules/node-llama-cpp/package.json; then \
+	  echo "installing node-llama-cpp@$(NODE_LLAMA_VERSION) into $(NODE_DEPS)"; \
+	  mkdir -p $(NODE_DEPS) && npm install --prefix $(NODE_DEPS) --no-audit --no-fund --ignore-scripts --loglevel=error node-llama-cpp@$(NODE_LLAMA_VERSION); \
 	fi
 
 clean:

@@ -69,10 +69,20 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	total := pl.total
 	warmup := WarmupSteps(max(c.Warmup, 0), total)
 
-	tr, err := llama.NewTrainer(m, llama.TrainerOptions{
+	// The base's hash identifies it in the run record and in the adapter, whose
+	// users are warned when they attach it to another base.
+	baseHash, err := store.FileHash(c.Base)
+	if err != nil {
+		return Result{}, fmt.Errorf("finetune: %w", err)
+	}
+	to := llama.TrainerOptions{
 		Rank: c.Rank, Alpha: c.Alpha, Targets: c.Targets, Full: c.Full, Optimizer: c.Optimizer,
 		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), LoRADropout: c.dropout(), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
-	})
+	}
+	if !c.Full {
+		to.AdapterMetadata = c.adapterMetadata(m, baseHash)
+	}
+	tr, err := llama.NewTrainer(m, to)
 	if err != nil {
 		return Result{}, fmt.Errorf("finetune: %w", err)
 	}
@@ -98,7 +108,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	}
 	if ck == nil || ck.TrainingRun == 0 {
 		ck = &checkpoint{Fingerprint: fp, Seed: c.Seed, Total: total, DatasetID: d.datasetID, DB: s.Path()}
-		if err := createTrainingRun(ctx, s, &c, ck, string(hpJSON)); err != nil {
+		if err := createTrainingRun(ctx, s, &c, ck, string(hpJSON), baseHash); err != nil {
 			return res, err
 		}
 		// Recorded before the first step so that a kill before the first
@@ -128,12 +138,9 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	return res, nil
 }
 
-// createTrainingRun records the run (kind train) and its training run.
-func createTrainingRun(ctx context.Context, s *store.Store, c *Config, ck *checkpoint, hp string) error {
-	hash, err := store.FileHash(c.Base)
-	if err != nil {
-		return fmt.Errorf("finetune: %w", err)
-	}
+// createTrainingRun records the run (kind train) and its training run; hash is
+// the base file's sha256.
+func createTrainingRun(ctx context.Context, s *store.Store, c *Config, ck *checkpoint, hp, hash string) error {
 	out, _ := filepath.Abs(c.Out)
 	base, _ := filepath.Abs(c.Base)
 	run := store.Run{Kind: store.KindTrain, Config: hp, Model: base, ModelHash: hash, Adapter: out,

@@ -1032,17 +1032,30 @@ int32_t fa_train_apply(fa_trainer * t, float lr, char * err, size_t err_len) {
     return -1;
 }
 
-int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_len) {
+int32_t fa_train_save(fa_trainer * t, const char * path, const char * const * keys, const char * const * vals,
+                      int32_t n_kv, char * err, size_t err_len) {
     try {
         if (t->p.full) {
             llama_model_save_to_file(t->model, path);
             return 0;
         }
-        save_params(t, path, false, [t](gguf_context * g) {
+        // Checked before the GGUF context exists, so a bad key leaks nothing.
+        if (n_kv < 0 || (n_kv > 0 && (keys == nullptr || vals == nullptr))) {
+            throw std::runtime_error("adapter metadata: bad key/value arrays");
+        }
+        for (int32_t i = 0; i < n_kv; i++) {
+            if (keys[i] == nullptr || vals[i] == nullptr || std::strncmp(keys[i], "fireact.", 8) != 0 || keys[i][8] == 0) {
+                throw std::runtime_error(std::string("adapter metadata key ") + (keys[i] ? keys[i] : "(null)") +
+                                         ": must start with \"fireact.\" and have a value");
+            }
+        }
+        save_params(t, path, false, [t, keys, vals, n_kv](gguf_context * g) {
             gguf_set_val_str(g, "general.architecture", model_arch_name(t->model).c_str());
             gguf_set_val_str(g, "general.type", "adapter");
             gguf_set_val_str(g, "adapter.type", "lora");
             gguf_set_val_f32(g, "adapter.lora.alpha", t->p.alpha);
+            // gguf copies the strings into the context.
+            for (int32_t i = 0; i < n_kv; i++) gguf_set_val_str(g, keys[i], vals[i]);
         });
         return 0;
     } catch (const std::exception & e) {

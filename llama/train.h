@@ -86,7 +86,12 @@ int32_t fa_train_token_logprobs(fa_trainer * t, const llama_token * tokens, cons
                                 size_t err_len);
 
 // Saves the LoRA adapter (llama.cpp's format) or, for full training, the model.
-int32_t fa_train_save(fa_trainer * t, const char * path, char * err, size_t err_len);
+// keys[i]/vals[i] (n_kv pairs, NULL when 0) are extra string metadata of the
+// adapter: each key must start with "fireact." so it can never replace the keys
+// llama.cpp reads (general.*, adapter.*); they are ignored for full training.
+// The strings are copied; the caller keeps ownership.
+int32_t fa_train_save(fa_trainer * t, const char * path, const char * const * keys, const char * const * vals,
+                      int32_t n_kv, char * err, size_t err_len);
 
 // Saves / loads the trainable tensors, optimizer moments and step counter.
 int32_t fa_train_save_state(fa_trainer * t, const char * path, char * err, size_t err_len);

@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"unsafe"
@@ -138,6 +139,51 @@ type TrainerOptions struct {
 	// Backward selects how gradients pass through frozen weights (default
 	// BackwardTransient; see the Backward constants).
 	Backward Backward
+	// AdapterMetadata are string key/values Save writes into the adapter GGUF
+	// beside llama.cpp's own keys (general.architecture, adapter.type,
+	// adapter.lora.alpha): how the adapter was trained and how to prompt it.
+	// Every key must start with "fireact." (AdapterMetadataPrefix), so none can
+	// replace a key llama.cpp reads. Ignored for full training (a model file).
+	AdapterMetadata map[string]string
+}
+
+// AdapterMetadataPrefix starts every key of TrainerOptions.AdapterMetadata.
+const AdapterMetadataPrefix = "fireact."
+
+// String returns the targets as ParseTargets reads them ("q,v", "all",
+// "all,output"); the zero Target is "".
+func (t Target) String() string {
+	var parts []string
+	if t&TargetsAll == TargetsAll {
+		parts = append(parts, "all")
+	} else {
+		for _, n := range []struct {
+			t    Target
+			name string
+		}{{TargetQ, "q"}, {TargetK, "k"}, {TargetV, "v"}, {TargetO, "o"}, {TargetGate, "gate"}, {TargetUp, "up"}, {TargetDown, "down"}} {
+			if t&n.t != 0 {
+				parts = append(parts, n.name)
+			}
+		}
+	}
+	if t&TargetOutput != 0 {
+		parts = append(parts, "output")
+	}
+	return strings.Join(parts, ",")
+}
+
+// checkAdapterMetadata refuses keys llama.cpp might read and text the C side
+// cannot carry (a NUL would cut the string short, silently).
+func checkAdapterMetadata(kv map[string]string) error {
+	for k, v := range kv {
+		if !strings.HasPrefix(k, AdapterMetadataPrefix) || len(k) == len(AdapterMetadataPrefix) {
+			return fmt.Errorf("adapter metadata key %q: must start with %q", k, AdapterMetadataPrefix)
+		}
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("adapter metadata %q: NUL byte in the key or value", k)
+		}
+	}
+	return nil
 }
 
 // Trainer trains a LoRA adapter (or all weights) of a model with our own ggml
@@ -210,6 +256,9 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 				return nil, fmt.Errorf("llama: trainer: LoRA target output: the model ties its output to token_embd.weight (no output.weight), and llama.cpp cannot load an adapter for the output projection alone; train without output (e.g. --targets all)")
 			}
 		}
+	}
+	if err := checkAdapterMetadata(opts.AdapterMetadata); err != nil {
+		return nil, fmt.Errorf("llama: trainer: %w", err)
 	}
 	if opts.LoRADropout < 0 || opts.LoRADropout >= 1 {
 		return nil, fmt.Errorf("llama: trainer: LoRA dropout %g outside [0, 1)", opts.LoRADropout)
@@ -621,9 +670,46 @@ func (t *Trainer) SetParam(name string, vals []float32) error {
 }
 
 // Save writes the adapter as a llama.cpp LoRA GGUF (loadable with LoadAdapter,
-// llama.cpp's --lora and ollama's ADAPTER), or the whole model for full training.
+// llama.cpp's --lora and ollama's ADAPTER) with the options' AdapterMetadata,
+// or the whole model for full training.
 func (t *Trainer) Save(path string) error {
-	return t.cPath(path, func(cp *C.char, e *C.char) C.int32_t { return C.fa_train_save(t.c, cp, e, errBufLen) }, "save")
+	keys, vals, n, free := cStringPairs(t.opts.AdapterMetadata)
+	defer free()
+	return t.cPath(path, func(cp *C.char, e *C.char) C.int32_t {
+		return C.fa_train_save(t.c, cp, keys, vals, n, e, errBufLen)
+	}, "save")
+}
+
+// cStringPairs copies kv into two C arrays of C strings (keys sorted, so the
+// file's key order does not depend on map iteration); free releases all of it.
+// An empty map gives NULL arrays.
+func cStringPairs(kv map[string]string) (keys, vals **C.char, n C.int32_t, free func()) {
+	if len(kv) == 0 {
+		return nil, nil, 0, func() {}
+	}
+	names := make([]string, 0, len(kv))
+	for k := range kv {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	ptrSize := C.size_t(unsafe.Sizeof((*C.char)(nil)))
+	// C memory, not Go slices: cgo forbids passing Go memory that holds Go
+	// pointers, and C strings are C pointers only in C-allocated arrays.
+	keys = (**C.char)(C.malloc(C.size_t(len(names)) * ptrSize))
+	vals = (**C.char)(C.malloc(C.size_t(len(names)) * ptrSize))
+	ks := unsafe.Slice(keys, len(names))
+	vs := unsafe.Slice(vals, len(names))
+	for i, k := range names {
+		ks[i], vs[i] = C.CString(k), C.CString(kv[k])
+	}
+	return keys, vals, C.int32_t(len(names)), func() {
+		for i := range names {
+			C.free(unsafe.Pointer(ks[i]))
+			C.free(unsafe.Pointer(vs[i]))
+		}
+		C.free(unsafe.Pointer(keys))
+		C.free(unsafe.Pointer(vals))
+	}
 }
 
 // SaveState writes the trainable tensors, optimizer moments and step counter, so

@@ -23,6 +23,11 @@ type AgentRunnerOptions struct {
 	// Run is the run episodes are recorded in when a request names none; the
 	// model name is appended ("serve-tiny+react").
 	Run string
+	// AdapterFormats maps adapter file paths to the prompt format they were
+	// trained on (recorded in the adapter by fireact finetune): a request for
+	// BASE+ADAPTER that names no format is prompted so. Adapters not listed
+	// get alpaca, FireAct's fine-tuning format.
+	AdapterFormats map[string]string
 }
 
 // NewAgentRunner returns the AgentRunner that serves /v1/agent/run with the real
@@ -61,6 +66,9 @@ func runAgent(ctx context.Context, o AgentRunnerOptions, b Backend, req AgentReq
 		formatName = string(agent.FormatFewShot)
 		if len(b.Adapters) > 0 {
 			formatName = string(agent.FormatAlpaca)
+			if f := o.AdapterFormats[b.Adapters[0].Adapter.Path()]; f != "" {
+				formatName = f
+			}
 		}
 	}
 	backend := o.Search

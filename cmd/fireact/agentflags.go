@@ -10,6 +10,7 @@ import (
 
 	"github.com/fireact/fireact/agent"
 	"github.com/fireact/fireact/agent/tasks"
+	"github.com/fireact/fireact/finetune"
 	"github.com/fireact/fireact/store"
 )
 
@@ -80,6 +81,10 @@ func searchOptions(c *cli.Context) agent.SearchOptions {
 // buildAgents makes the search tool, one agent per method and the LLM they
 // share, sized for them. The caller closes the LLM.
 func buildAgents(c *cli.Context, s *store.Store, task string, methods []string) (*agent.LLMSetup, []*agent.Agent, agent.SearchOptions, error) {
+	usages, defaults, err := adapterDefaults(c)
+	if err != nil {
+		return nil, nil, agent.SearchOptions{}, err
+	}
 	so := searchOptions(c)
 	search, err := agent.NewSearch(c.Context, s, so)
 	if err != nil {
@@ -104,7 +109,46 @@ func buildAgents(c *cli.Context, s *store.Store, task string, methods []string) 
 	if ls.Warning != "" {
 		fmt.Fprintln(c.App.ErrWriter, "warning:", ls.Warning)
 	}
+	for _, u := range usages {
+		// ModelID is the base file's sha256, as the adapter recorded it.
+		if w := u.BaseWarning(ls.ModelID); w != "" {
+			fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+		}
+	}
+	if local, ok := ls.LLM.(*agent.LocalLLM); ok && c.String("format") == string(agent.FormatChat) && defaults.ChatTemplate != "" {
+		local.ChatTemplate = defaults.ChatTemplate
+	}
 	return ls, agents, so, nil
+}
+
+// adapterDefaults reads the usage recorded in the --lora adapters of a local
+// model and, when the user gave no --format, sets the format they were trained
+// on (a flag overrides).
+func adapterDefaults(c *cli.Context) ([]finetune.AdapterUsage, finetune.PromptDefaults, error) {
+	if c.String("backend") != agent.BackendLocal && c.String("backend") != "" {
+		return nil, finetune.PromptDefaults{}, nil
+	}
+	var paths []string
+	for _, spec := range c.StringSlice("lora") {
+		path, _, err := parseLoraSpec(spec)
+		if err != nil {
+			return nil, finetune.PromptDefaults{}, err
+		}
+		paths = append(paths, path)
+	}
+	usages, d, err := finetune.AdapterPromptDefaults(paths)
+	if err != nil {
+		return nil, d, err
+	}
+	for _, w := range d.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+	}
+	if d.Format != "" && !c.IsSet("format") {
+		if err := c.Set("format", d.Format); err != nil {
+			return nil, d, fmt.Errorf("format from adapter: %w", err)
+		}
+	}
+	return usages, d, nil
 }
 
 // progressPrinter writes a one-line progress report to stderr, rewritten in

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/fireact/fireact/agent"
 	"github.com/fireact/fireact/agent/serve"
+	"github.com/fireact/fireact/finetune"
 	"github.com/fireact/fireact/store"
 )
 
@@ -49,8 +51,12 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 				return err
 			}
 			defer st.Close()
+			formats, tmpl, err := serveAdapterDefaults(c)
+			if err != nil {
+				return err
+			}
 			runner, err := serve.NewAgentRunner(serve.AgentRunnerOptions{Store: st, Search: c.String("search"),
-				Corpus: c.String("corpus"), SerpAPIURL: c.String("search-url")})
+				Corpus: c.String("corpus"), SerpAPIURL: c.String("search-url"), AdapterFormats: formats})
 			if err != nil {
 				return err
 			}
@@ -64,7 +70,7 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 				GPULayers: c.Int("gpu-layers"),
 				Addr:      c.String("addr"),
 				Config: serve.Config{
-					ChatTemplate:    c.String("chat-template"),
+					ChatTemplate:    tmpl,
 					APIKey:          c.String("api-key"),
 					MaxBodyBytes:    c.Int64("max-body"),
 					MaxTokens:       c.Int("max-tokens"),
@@ -78,4 +84,49 @@ requests for different adapters are batched together. Binds 127.0.0.1 unless
 			})
 		},
 	}
+}
+
+// serveAdapterDefaults reads the usage recorded in the --lora adapters: the
+// prompt format of each (for /v1/agent/run requests that name none), the chat
+// template to serve with when --chat-template is not given (a chat-trained
+// adapter's), and a warning on stderr for an adapter trained on another base.
+func serveAdapterDefaults(c *cli.Context) (formats map[string]string, tmpl string, err error) {
+	tmpl = c.String("chat-template")
+	var paths []string
+	for _, spec := range c.StringSlice("lora") {
+		_, path, err := serve.ParseLoRASpec(spec)
+		if err != nil {
+			return nil, "", err
+		}
+		paths = append(paths, path)
+	}
+	if len(paths) == 0 {
+		return nil, tmpl, nil
+	}
+	usages, d, err := finetune.AdapterPromptDefaults(paths)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, w := range d.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+	}
+	formats = map[string]string{}
+	var hash string
+	for _, u := range usages {
+		if u.Format != "" && u.Format != finetune.FormatText {
+			formats[u.Path] = u.Format
+		}
+		if u.BaseSHA256 != "" && hash == "" {
+			if hash, err = store.FileHash(c.String("model")); err != nil {
+				return nil, "", err
+			}
+		}
+		if w := u.BaseWarning(hash); w != "" {
+			fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+		}
+	}
+	if !c.IsSet("chat-template") && d.ChatTemplate != "" {
+		tmpl = d.ChatTemplate
+	}
+	return formats, tmpl, nil
 }
