@@ -72,6 +72,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	tr, err := llama.NewTrainer(m, llama.TrainerOptions{
 		Rank: c.Rank, Alpha: c.Alpha, Targets: c.Targets, Full: c.Full, Optimizer: c.Optimizer,
 		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), LoRADropout: c.dropout(), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
+		ResumeAdapter: c.InitAdapter,
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("finetune: %w", err)

@@ -275,8 +275,8 @@ func linePlot(id, title, xName, yName string, series []xySeries) string {
 		// Markers only while they do not crowd the line.
 		if len(s.x) <= 60 {
 			for i := range s.x {
-				d.add(`<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s step %g: %.4g</title></circle>`,
-					xOf(s.x[i]), d.yOf(s.y[i], ylo, yhi), color(si), html.EscapeString(s.name), s.x[i], s.y[i])
+				d.add(`<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s %s %g: %.4g</title></circle>`,
+					xOf(s.x[i]), d.yOf(s.y[i], ylo, yhi), color(si), html.EscapeString(s.name), html.EscapeString(xName), s.x[i], s.y[i])
 			}
 		}
 	}
