@@ -83,6 +83,7 @@ func newApp() *cli.App {
 			finetuneCommand(),
 			generateCommand(),
 			importCommand(),
+			improveCommand(),
 			indexCommand(),
 			infoCommand(),
 			mergeCommand(),
