@@ -96,14 +96,14 @@ func (d *demoWorld) searchOptions() agent.SearchOptions {
 // training is the tiny training job of every round.
 func (d *demoWorld) training() finetune.Config {
 	return finetune.Config{MaxSteps: 8, LR: 3e-3, MaxTokens: 256, Cutoff: 256, Val: -1, EvalEvery: -1, SaveEvery: 4,
-		Targets: llama.TargetsAll, Threads: 2, Seed: 1}
+		Targets: llama.TargetsAll, Threads: 1, Seed: 1}
 }
 
 func (d *demoWorld) config() Config {
 	return Config{Name: "star", Dir: filepath.Join(d.dir, "improve"), Base: d.base, Init: d.sft, Train: d.train, Dev: d.dev,
 		TrainIndices: allIndices(8), DevIndices: allIndices(6), TeacherRuns: []string{"teacher-react"},
 		Rounds: 2, K: 2, Temperature: 0.8, MaxTokens: 48, MaxTurns: 4, Search: d.searchOptions(), Training: d.training(),
-		Concurrency: 4, Threads: 2, Seed: 1, Log: testLog{}}
+		Concurrency: 4, Threads: 1, Seed: 1, Log: testLog{}}
 }
 
 // testLog sends the job's progress lines to the test log when -v shows it.

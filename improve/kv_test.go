@@ -35,7 +35,7 @@ func TestKCopiesSharePromptKV(t *testing.T) {
 	const k = 4
 	run := func(noReuse bool) (llama.EngineStats, time.Duration, []string) {
 		e, err := llama.NewEngine(m, llama.EngineOptions{PerRequest: n + 64, NoPrefixReuse: noReuse,
-			Context: llama.ContextOptions{NSeqMax: k, Threads: 2}})
+			Context: llama.ContextOptions{NSeqMax: k, Threads: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestKCopiesSharePromptKV(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := e.Generate(context.Background(), llama.Request{Prompt: prompt, MaxTokens: 32,
+				r, err := e.Generate(context.Background(), llama.Request{Prompt: prompt, MaxTokens: 16,
 					Sampling: llama.SamplingOptions{Temperature: 0.8, Seed: uint32(i + 1)}})
 				if err != nil {
 					t.Error(err)
