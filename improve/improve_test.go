@@ -74,20 +74,32 @@ func newDemoWorld(t *testing.T) *demoWorld {
 			vocab = append(vocab, x)
 		}
 	}
-	d.base = filepath.Join(d.dir, "student.gguf")
-	if err := modelgen.WriteLlama(d.base, modelgen.LlamaConfig{Name: "improve-test-student", Vocab: modelgen.SPMVocab(vocab),
+	made := filepath.Join(d.dir, "student-init.gguf")
+	if err := modelgen.WriteLlama(made, modelgen.LlamaConfig{Name: "improve-test-student", Vocab: modelgen.SPMVocab(vocab),
 		NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 4, NFF: 192, NCtx: 2048, Seed: 1, InitStd: 0.02}); err != nil {
 		t.Fatal(err)
 	}
-	d.sft = filepath.Join(d.dir, "sft.lora.gguf")
+	// A LoRA on a random model learns little in a few steps; full training on
+	// the teacher's trajectories makes a student that answers some train
+	// questions, so that rounds have samples to keep.
 	one := 1.0
+	d.base = filepath.Join(d.dir, "student.gguf")
 	tc := d.training()
-	tc.Base, tc.Out, tc.Runs, tc.MinReward, tc.MaxSteps, tc.Rank, tc.Alpha = d.base, d.sft, []string{"teacher-react"}, &one, 60, 8, 16
+	tc.Base, tc.Out, tc.Runs, tc.MinReward, tc.Full, tc.MaxSteps, tc.LR, tc.SaveEvery = made, d.base, []string{"teacher-react"}, &one, true, fullSteps, 3e-3, -1
+	if _, err := finetune.Run(ctx, d.st, tc); err != nil {
+		t.Fatal(err)
+	}
+	d.sft = filepath.Join(d.dir, "sft.lora.gguf")
+	tc = d.training()
+	tc.Base, tc.Out, tc.Runs, tc.MinReward, tc.MaxSteps, tc.Rank, tc.Alpha = d.base, d.sft, []string{"teacher-react"}, &one, 8, 8, 16
 	if _, err := finetune.Run(ctx, d.st, tc); err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
+
+// fullSteps trains the student's base on the teacher's trajectories.
+var fullSteps = 120
 
 func (d *demoWorld) searchOptions() agent.SearchOptions {
 	return agent.SearchOptions{Backend: agent.SearchLocal, Corpus: d.corpus}
@@ -102,7 +114,7 @@ func (d *demoWorld) training() finetune.Config {
 func (d *demoWorld) config() Config {
 	return Config{Name: "star", Dir: filepath.Join(d.dir, "improve"), Base: d.base, Init: d.sft, Train: d.train, Dev: d.dev,
 		TrainIndices: allIndices(8), DevIndices: allIndices(6), TeacherRuns: []string{"teacher-react"},
-		Rounds: 2, K: 2, Temperature: 0.8, MaxTokens: 48, MaxTurns: 4, Search: d.searchOptions(), Training: d.training(),
+		Rounds: 2, K: 2, Temperature: 0.8, MaxTokens: 48, MaxTurns: 4, Grammar: true, Search: d.searchOptions(), Training: d.training(),
 		Concurrency: 4, Threads: 1, Seed: 1, Log: testLog{}}
 }
 
