@@ -1,9 +1,10 @@
 // Package report compares recorded runs: summary tables (EM, F1, turns,
 // tokens and seconds per question, cost, noise), per-method and per-task
-// breakdowns, a per-question diff of two runs, and training loss curves. It
-// builds one data model from the store and renders it three ways: an aligned
-// terminal table (Text), JSON (JSON) and one self-contained HTML page with
-// inline SVG plots (HTML) that needs no network to view.
+// breakdowns, a per-question diff of two runs, training loss curves and the
+// rounds of improve jobs (rejection sampling). It builds one data model from
+// the store and renders it three ways: an aligned terminal table (Text), JSON
+// (JSON) and one self-contained HTML page with inline SVG plots (HTML) that
+// needs no network to view.
 //
 // report imports only store and the standard library, so that any command can
 // render a report without pulling in models or agents.
