@@ -139,7 +139,9 @@ type Event struct {
 	Round int
 	Phase string // store.PhaseSample, PhaseSelect, PhaseTrain, PhaseEval
 	Done  int    // episodes recorded in this phase by this process
-	Total int    // episodes this process has to record in it
+	// Total is the phase's episodes: all K·questions samples (on a resume some
+	// were recorded before), or the dev questions this process evaluates.
+	Total int
 }
 
 // Result is what a job did: every round so far, round 0 first.
