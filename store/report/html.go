@@ -53,7 +53,7 @@ func roundsPlot(rep *Report) Plot {
 		p.Empty = "No finished improve round."
 		return p
 	}
-	p.SVG = template.HTML(linePlot(p.ID, p.Title, "round", "dev EM", series))
+	p.SVG = template.HTML(linePlotWith(p.ID, p.Title, "round", "dev EM", series, lineOptions{yTicks: emTicks, yFormat: pctTick, integerX: true}))
 	return p
 }
 

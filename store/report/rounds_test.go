@@ -54,6 +54,18 @@ func TestReportRounds(t *testing.T) {
 		}
 	}
 
+	// Dev EM on a 0–100% axis, rounds on whole-number ticks.
+	plot := out[strings.Index(out, `<svg id="plot-rounds"`):]
+	plot = plot[:strings.Index(plot, "</svg>")]
+	for _, want := range []string{">100%<", ">0%<", `">0</text>`, `">1</text>`} {
+		if !strings.Contains(plot, want) {
+			t.Errorf("rounds plot lacks %s:\n%s", want, plot)
+		}
+	}
+	if strings.Contains(plot, ">0.5</text>") || strings.Contains(plot, "0000") {
+		t.Errorf("rounds plot has fractional round ticks or float noise:\n%s", plot)
+	}
+
 	// Selected runs: the job of a selected dev run, not another job's.
 	if rep, err = Build(ctx, f.st, Options{Runs: []string{"llama-ft-react"}}); err != nil || len(rep.Rounds) != 3 {
 		t.Errorf("report on the job's dev run: %d rounds (%v)", len(rep.Rounds), err)
