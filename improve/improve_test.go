@@ -227,5 +227,39 @@ func TestImproveRoundsResume(t *testing.T) {
 	if _, err := Run(ctx, d.Store, cfg); err == nil || !strings.Contains(err.Error(), "k is 2, now 3") {
 		t.Errorf("job with another k: %v, want a refusal naming k", err)
 	}
+
+	// A job cancelled as its training starts resumes into the same training
+	// run (finetune's checkpoint), not a second one.
+	tcfg := testConfig(d)
+	tcfg.Name, tcfg.Dir, tcfg.Rounds = "star-train", filepath.Join(d.Dir, "improve-train"), 1
+	tctx, tcancel := context.WithCancel(ctx)
+	defer tcancel()
+	tcfg.OnEvent = func(e Event) {
+		if e.Round == 1 && e.Phase == store.PhaseTrain {
+			tcancel()
+		}
+	}
+	if _, err := Run(tctx, d.Store, tcfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("job cancelled at training: %v", err)
+	}
+	if rs, _ := d.Store.Rounds(ctx, "star-train"); len(rs) != 2 || rs[1].Phase != store.PhaseTrain || rs[1].Status != store.StatusInterrupted {
+		t.Fatalf("rounds after a cancel at training: %+v", rs)
+	}
+	tcfg.OnEvent = nil
+	tres, err := Run(ctx, d.Store, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := filepath.Abs(filepath.Join(tcfg.Dir, "round-1.lora.gguf"))
+	trains, _ := d.Store.ListRuns(ctx, store.KindTrain)
+	n := 0
+	for _, r := range trains {
+		if r.Adapter == out {
+			n++
+		}
+	}
+	if n != 1 || tres.Rounds[1].Status != store.StatusDone {
+		t.Errorf("%d training runs for %s after the resume, want 1; round %+v", n, out, tres.Rounds[1])
+	}
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
