@@ -14,6 +14,7 @@ import (
 
 	"github.com/fireact/fireact/finetune/dataformat"
 	"github.com/fireact/fireact/llama"
+	"github.com/fireact/fireact/llama/gguf"
 	"github.com/fireact/fireact/store"
 )
 
@@ -94,8 +95,14 @@ type Config struct {
 	Warmup   float64  // warm-up: fraction of the steps (< 1) or steps (default: the recipe's; < 0: none)
 	Schedule Schedule // decay after warm-up (default linear)
 
-	Rank        int
-	Alpha       float32
+	Rank  int
+	Alpha float32
+	// InitAdapter starts LoRA training from this adapter's A and B (a LoRA GGUF
+	// of the same base, rank, alpha and targets: a previous fine-tune, or the
+	// last round of `fireact improve`) instead of fresh ones; the optimizer
+	// starts fresh. Rank and Alpha left zero are read from it. A resumed job
+	// continues from its checkpoint, whose weights already include it.
+	InitAdapter string
 	LoRADropout float64 // dropout on the adapters' input while training (< 0: none)
 	Targets     llama.Target
 	Full        bool // train every weight of a small F32 model and write the whole model
@@ -152,6 +159,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Base == "" || c.Out == "" {
 		return errors.New("finetune: base model and output path are required")
+	}
+	if err := c.fromInitAdapter(); err != nil {
+		return err
 	}
 	var err error
 	if c.Recipe, err = ParseRecipe(string(c.Recipe)); err != nil {
@@ -218,6 +228,45 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// fromInitAdapter validates InitAdapter against the base (as llama.cpp's loader
+// would) and takes the rank and alpha left zero from it: it runs before the
+// recipe's defaults, which would otherwise pick a rank the adapter does not
+// have. An explicit rank or alpha that differs is refused: training would
+// rescale the adapter it was asked to continue.
+func (c *Config) fromInitAdapter() error {
+	if c.InitAdapter == "" {
+		return nil
+	}
+	if c.Full {
+		return errors.New("finetune: an init adapter applies to LoRA training, not full training")
+	}
+	base, err := gguf.Read(c.Base)
+	if err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	ad, err := gguf.Read(c.InitAdapter)
+	if err != nil {
+		return fmt.Errorf("finetune: init adapter: %w", err)
+	}
+	info, err := llama.ValidateAdapter(base, ad)
+	if err != nil {
+		return fmt.Errorf("finetune: init adapter %s for %s: %w", c.InitAdapter, c.Base, err)
+	}
+	switch {
+	case c.Rank <= 0:
+		c.Rank = info.Rank
+	case c.Rank != info.Rank:
+		return fmt.Errorf("finetune: init adapter %s has rank %d, not the %d asked for", c.InitAdapter, info.Rank, c.Rank)
+	}
+	switch {
+	case c.Alpha <= 0:
+		c.Alpha = info.Alpha
+	case info.Alpha != 0 && c.Alpha != info.Alpha:
+		return fmt.Errorf("finetune: init adapter %s has alpha %g, not the %g asked for", c.InitAdapter, info.Alpha, c.Alpha)
+	}
+	return nil
+}
+
 // fit caps the cutoff at the model's training context (positions past it are
 // untrained RoPE territory) and makes a micro-batch hold at least one example.
 // It runs before the settings are fingerprinted and recorded, so the record is
@@ -263,6 +312,8 @@ type hyperparams struct {
 	Schedule      Schedule           `json:"schedule"`
 	Rank          int                `json:"rank,omitempty"`
 	Alpha         float32            `json:"alpha,omitempty"`
+	InitAdapter   string             `json:"init_adapter,omitempty"`
+	InitHash      string             `json:"init_adapter_sha256,omitempty"` // the same path with other weights is another job
 	Targets       uint32             `json:"targets,omitempty"`
 	Full          bool               `json:"full"`
 	F32Head       bool               `json:"f32_head"`
@@ -296,6 +347,11 @@ func (c *Config) hyperparams() hyperparams {
 	}
 	if !c.Full {
 		h.Rank, h.Alpha, h.Targets = c.Rank, c.Alpha, uint32(c.Targets)
+		if c.InitAdapter != "" {
+			h.InitAdapter = abs(c.InitAdapter)
+			// Unreadable here means Run already failed on it; the hash is then moot.
+			h.InitHash, _ = store.FileHash(c.InitAdapter)
+		}
 	}
 	if c.TextFile != "" {
 		h.Template, h.TrainOnInputs = "", true

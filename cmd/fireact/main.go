@@ -91,6 +91,7 @@ func newApp() *cli.App {
 			finetuneCommand(),
 			generateCommand(),
 			importCommand(),
+			improveCommand(),
 			indexCommand(),
 			infoCommand(),
 			mergeCommand(),

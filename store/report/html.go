@@ -7,6 +7,8 @@ import (
 	"math"
 	"sort"
 	"strconv"
+
+	"github.com/fireact/fireact/store"
 )
 
 // Plot is one rendered plot of the HTML page.
@@ -18,9 +20,41 @@ type Plot struct {
 }
 
 // Plots draws the report's plots as inline SVG: EM by run, EM clean versus
-// noisy, the turns histogram and the training loss curves.
+// noisy, the turns histogram, the training loss curves and, when the store
+// has improve rounds, dev EM by round.
 func Plots(rep *Report) []Plot {
-	return []Plot{emPlot(rep), noisePlot(rep), turnsPlot(rep), lossPlot(rep)}
+	ps := []Plot{emPlot(rep), noisePlot(rep), turnsPlot(rep), lossPlot(rep)}
+	if len(rep.Rounds) > 0 {
+		ps = append(ps, roundsPlot(rep))
+	}
+	return ps
+}
+
+// roundsPlot draws each improve job's dev EM by round (round 0: the
+// starting student).
+func roundsPlot(rep *Report) Plot {
+	p := Plot{ID: "plot-rounds", Title: "Dev EM by improve round"}
+	var series []xySeries
+	idx := map[string]int{}
+	for _, r := range rep.Rounds {
+		if r.Status != store.StatusDone {
+			continue // no dev score yet
+		}
+		i, ok := idx[r.Job]
+		if !ok {
+			i = len(series)
+			idx[r.Job] = i
+			series = append(series, xySeries{name: r.Job})
+		}
+		series[i].x = append(series[i].x, float64(r.Round))
+		series[i].y = append(series[i].y, r.DevEM)
+	}
+	if len(series) == 0 {
+		p.Empty = "No finished improve round."
+		return p
+	}
+	p.SVG = template.HTML(linePlotWith(p.ID, p.Title, "round", "dev EM", series, lineOptions{yTicks: emTicks, yFormat: pctTick, integerX: true}))
+	return p
 }
 
 var emTicks = []float64{0, 0.25, 0.5, 0.75, 1}
@@ -223,6 +257,11 @@ svg .axisname { font-size: 12px; } svg .cat { font-size: 11px; }
 {{if .R.ByTask}}<h2>By task</h2>
 <table id="by-task"><tr><th>Run</th><th>Task</th><th>N</th><th>EM</th><th>F1</th><th>Turns</th></tr>
 {{range .R.ByTask}}<tr><td>{{.Run}}</td><td>{{.Key}}</td><td class="n">{{.N}}</td><td class="n">{{pct .EM}}</td><td class="n">{{pct .F1}}</td><td class="n">{{f "%.2f" .MeanTurns}}</td></tr>
+{{end}}</table>{{end}}
+
+{{if .R.Rounds}}<h2>Improve rounds (rejection sampling)</h2>
+<table id="rounds"><tr><th>Job</th><th>Round</th><th>Status</th><th>Samples</th><th>Passed</th><th>Kept</th><th>Solved</th><th>Trained on (kept + teacher)</th><th>KV shared</th><th>Dev EM</th><th>Dev F1</th></tr>
+{{range .R.Rounds}}<tr><td>{{.Job}}</td><td class="n">{{.Round}}</td><td>{{.Status}}{{if ne .Status "done"}} ({{.Phase}}){{end}}</td>{{if .Round}}<td class="n">{{.Samples}} (k={{.K}})</td><td class="n">{{.Passed}}</td><td class="n">{{.Kept}}</td><td class="n">{{.Solved}}</td><td class="n">{{.Self}} + {{.Teacher}}</td><td class="n">{{pct .KVShared}}%</td>{{else}}<td colspan="6">starting student</td>{{end}}<td class="n">{{pct .DevEM}}</td><td class="n">{{pct .DevF1}}</td></tr>
 {{end}}</table>{{end}}
 
 {{with .R.Diff}}<h2>Per-question diff: A = {{.A.Label}}, B = {{.B.Label}}</h2>

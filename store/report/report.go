@@ -1,9 +1,10 @@
 // Package report compares recorded runs: summary tables (EM, F1, turns,
 // tokens and seconds per question, cost, noise), per-method and per-task
-// breakdowns, a per-question diff of two runs, and training loss curves. It
-// builds one data model from the store and renders it three ways: an aligned
-// terminal table (Text), JSON (JSON) and one self-contained HTML page with
-// inline SVG plots (HTML) that needs no network to view.
+// breakdowns, a per-question diff of two runs, training loss curves and the
+// rounds of improve jobs (rejection sampling). It builds one data model from
+// the store and renders it three ways: an aligned terminal table (Text), JSON
+// (JSON) and one self-contained HTML page with inline SVG plots (HTML) that
+// needs no network to view.
 //
 // report imports only store and the standard library, so that any command can
 // render a report without pulling in models or agents.
@@ -54,6 +55,37 @@ type Report struct {
 	Diff  *Diff            `json:"diff,omitempty"`
 	// Loss are the training loss curves of the selected train runs.
 	Loss []LossCurve `json:"loss"`
+	// Rounds are the rounds of improve jobs (rejection sampling), by job then
+	// round: every job's when no runs are selected, else those of the jobs
+	// with a selected dev run.
+	Rounds []RoundRow `json:"rounds"`
+}
+
+// RoundRow is one round of an improve job.
+type RoundRow struct {
+	Job    string          `json:"job"`
+	Round  int             `json:"round"`
+	Status store.RunStatus `json:"status"`
+	Phase  string          `json:"phase"`
+	// Samples were drawn (K per question), Passed reached the reward
+	// threshold, Kept are the distinct passed trajectories and Solved the
+	// questions with one; the adapter trained on Self kept and Teacher
+	// teacher examples.
+	Samples int `json:"samples"`
+	Passed  int `json:"passed"`
+	Kept    int `json:"kept"`
+	Solved  int `json:"solved"`
+	K       int `json:"k"`
+	Self    int `json:"self_examples"`
+	Teacher int `json:"teacher_examples"`
+	// KVShared is the share of the sampling's prompt tokens served from KV
+	// cells another request had decoded (the K copies of a question share
+	// their prompt).
+	KVShared  float64 `json:"kv_shared"`
+	DevEM     float64 `json:"dev_em"`
+	DevF1     float64 `json:"dev_f1"`
+	TrainLoss float64 `json:"train_loss"`
+	Adapter   string  `json:"adapter,omitempty"`
 }
 
 // RunRow is one run's summary.
@@ -196,7 +228,8 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) 
 		return nil, err
 	}
 	rep := &Report{GeneratedAt: time.Now().UTC(), Database: st.Path(),
-		Runs: []RunRow{}, ByMethod: []Breakdown{}, ByTask: []Breakdown{}, Noise: []NoiseGroup{}, Turns: []TurnsHistogram{}, Loss: []LossCurve{}}
+		Runs: []RunRow{}, ByMethod: []Breakdown{}, ByTask: []Breakdown{}, Noise: []NoiseGroup{}, Turns: []TurnsHistogram{}, Loss: []LossCurve{},
+		Rounds: []RoundRow{}}
 	tasks := map[int64]string{} // question id → task, shared by all runs
 	var compared []store.Run
 	for _, r := range runs {
@@ -217,6 +250,9 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) 
 	}
 	rep.Noise = noiseGroups(compared, rep.Runs)
 	disambiguateCurves(rep.Loss)
+	if rep.Rounds, err = rounds(ctx, st, runs, len(opts.Runs) == 0); err != nil {
+		return nil, err
+	}
 
 	a, b := opts.DiffA, opts.DiffB
 	if a == "" && b == "" && len(compared) == 2 {
@@ -446,6 +482,41 @@ func noiseGroups(runs []store.Run, rows []RunRow) []NoiseGroup {
 		sort.SliceStable(g.Points, func(i, j int) bool { return g.Points[i].Noise < g.Points[j].Noise })
 	}
 	return groups
+}
+
+// rounds lists the improve rounds to show: all, or those of the jobs with a
+// dev run among runs.
+func rounds(ctx context.Context, st *store.Store, runs []store.Run, all bool) ([]RoundRow, error) {
+	rs, err := st.Rounds(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	jobs := map[string]bool{}
+	if !all {
+		sel := map[int64]bool{}
+		for _, r := range runs {
+			sel[r.ID] = true
+		}
+		for _, r := range rs {
+			if sel[r.DevRunID] {
+				jobs[r.Job] = true
+			}
+		}
+	}
+	out := []RoundRow{}
+	for _, r := range rs {
+		if !all && !jobs[r.Job] {
+			continue
+		}
+		row := RoundRow{Job: r.Job, Round: r.Round, Status: r.Status, Phase: r.Phase, Samples: r.Samples, Passed: r.Passed,
+			Kept: r.Kept, Solved: r.Solved, K: r.K, Self: r.SelfExamples, Teacher: r.TeacherExamples, DevEM: r.DevEM,
+			DevF1: r.DevF1, TrainLoss: r.TrainLoss, Adapter: r.Adapter}
+		if r.PromptTokens > 0 {
+			row.KVShared = float64(r.PromptTokens-r.PromptDecoded) / float64(r.PromptTokens)
+		}
+		out = append(out, row)
+	}
+	return out, nil
 }
 
 // lossCurve finds the training run recorded for a train run. The store has no

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -249,6 +250,23 @@ type xySeries struct {
 
 // linePlot draws each series as a polyline with point markers.
 func linePlot(id, title, xName, yName string, series []xySeries) string {
+	return linePlotWith(id, title, xName, yName, series, lineOptions{})
+}
+
+// lineOptions adjust a line plot's axes.
+type lineOptions struct {
+	// yTicks, when set, fix the y range to [first, last] (EM: 0 to 1), with
+	// yFormat labelling them.
+	yTicks  []float64
+	yFormat func(float64) string
+	// integerX keeps x ticks on whole numbers (rounds, not fractions of one).
+	integerX bool
+}
+
+// tickLabel prints a tick value without float noise (0.30000000000000004).
+func tickLabel(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+func linePlotWith(id, title, xName, yName string, series []xySeries, o lineOptions) string {
 	d := newSVG(len(series), 1)
 	xlo, xhi, ylo, yhi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range series {
@@ -257,12 +275,32 @@ func linePlot(id, title, xName, yName string, series []xySeries) string {
 			ylo, yhi = math.Min(ylo, s.y[i]), math.Max(yhi, s.y[i])
 		}
 	}
-	yt, ylo, yhi := niceTicks(math.Min(ylo, 0), yhi, 5)
+	var yt []float64
+	yFormat := tickLabel
+	if len(o.yTicks) > 0 {
+		yt, ylo, yhi = o.yTicks, o.yTicks[0], o.yTicks[len(o.yTicks)-1]
+		if o.yFormat != nil {
+			yFormat = o.yFormat
+		}
+	} else {
+		yt, ylo, yhi = niceTicks(math.Min(ylo, 0), yhi, 5)
+	}
 	xt, xlo, xhi := niceTicks(xlo, xhi, 8)
-	d.yAxis(yt, ylo, yhi, func(v float64) string { return fmt.Sprintf("%g", v) }, yName)
+	if o.integerX {
+		xlo, xhi = math.Floor(xlo), math.Ceil(xhi)
+		if xhi-xlo < 1 {
+			xhi = xlo + 1
+		}
+		xt = xt[:0]
+		step := math.Max(1, math.Ceil((xhi-xlo)/8))
+		for t := math.Floor(xlo); t <= xhi; t += step {
+			xt = append(xt, t)
+		}
+	}
+	d.yAxis(yt, ylo, yhi, yFormat, yName)
 	xOf := func(v float64) float64 { return d.x0 + (v-xlo)/(xhi-xlo)*d.w }
 	for _, t := range xt {
-		d.text(xOf(t), d.y0+d.hh+16, "middle", "tick", fmt.Sprintf("%g", t), "")
+		d.text(xOf(t), d.y0+d.hh+16, "middle", "tick", tickLabel(t), "")
 	}
 	d.text(d.x0+d.w/2, d.y0+d.hh+40, "middle", "axisname", xName, "")
 	for si, s := range series {
@@ -275,8 +313,8 @@ func linePlot(id, title, xName, yName string, series []xySeries) string {
 		// Markers only while they do not crowd the line.
 		if len(s.x) <= 60 {
 			for i := range s.x {
-				d.add(`<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s step %g: %.4g</title></circle>`,
-					xOf(s.x[i]), d.yOf(s.y[i], ylo, yhi), color(si), html.EscapeString(s.name), s.x[i], s.y[i])
+				d.add(`<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s %s %g: %.4g</title></circle>`,
+					xOf(s.x[i]), d.yOf(s.y[i], ylo, yhi), color(si), html.EscapeString(s.name), html.EscapeString(xName), s.x[i], s.y[i])
 			}
 		}
 	}

@@ -122,6 +122,23 @@ func Text(w io.Writer, rep *Report) error {
 			p("%s\t%d\t%.4f\t%.4f\t%.4f\n", clip(lc.Run, 28), lc.Points[len(lc.Points)-1].Step, first, last, lo)
 		}
 	}
+	if len(rep.Rounds) > 0 {
+		section("Improve rounds (rejection sampling)")
+		p("JOB\tROUND\tSTATUS\tSAMPLES\tPASSED\tKEPT\tSOLVED\tTRAINED ON\tKV SHARED\tDEV EM\tDEV F1\n")
+		for _, r := range rep.Rounds {
+			status := string(r.Status)
+			if r.Status != store.StatusDone && r.Phase != "" {
+				status += " (" + r.Phase + ")"
+			}
+			if r.Round == 0 {
+				// The starting student: evaluated, nothing sampled or trained.
+				p("%s\t0\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\n", clip(r.Job, 28), status, pct(r.DevEM), pct(r.DevF1))
+				continue
+			}
+			p("%s\t%d\t%s\t%d (k=%d)\t%d\t%d\t%d\t%d + %d teacher\t%s%%\t%s\t%s\n", clip(r.Job, 28), r.Round, status, r.Samples, r.K,
+				r.Passed, r.Kept, r.Solved, r.Self, r.Teacher, pct(r.KVShared), pct(r.DevEM), pct(r.DevF1))
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("report: text: %w", err)
 	}
