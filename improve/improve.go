@@ -127,6 +127,12 @@ type Config struct {
 	// Seed seeds sampling (sample J of round N draws with Seed + N·K + J).
 	Seed int64
 
+	// Learner is how a round learns from its samples: LearnerRejection
+	// (default) or LearnerGRPO, configured by GRPO. With GRPO the teacher
+	// data, Mix, MinF1 and Training are not used.
+	Learner string
+	GRPO    GRPOConfig
+
 	// Log receives progress lines (nil: none). OnEvent, when set, is called as
 	// the job advances (from one goroutine at a time).
 	Log     io.Writer
@@ -164,7 +170,18 @@ func (c *Config) defaults() error {
 	if c.Train == nil || c.Dev == nil {
 		return errors.New("improve: a train and a dev split are required")
 	}
-	if len(c.TeacherRuns) == 0 && c.TeacherDataset == "" {
+	switch c.Learner {
+	case "":
+		c.Learner = LearnerRejection
+	case LearnerRejection, LearnerGRPO:
+	default:
+		return fmt.Errorf("improve: learner %q: %s or %s", c.Learner, LearnerRejection, LearnerGRPO)
+	}
+	if c.Learner == LearnerGRPO {
+		if err := c.GRPO.defaults(); err != nil {
+			return err
+		}
+	} else if len(c.TeacherRuns) == 0 && c.TeacherDataset == "" {
 		return errors.New("improve: teacher data is required (teacher runs or a dataset)")
 	}
 	if c.Rounds <= 0 {
@@ -261,6 +278,10 @@ type identity struct {
 	Corpus         string             `json:"corpus,omitempty"`
 	Seed           int64              `json:"seed"`
 	Training       json.RawMessage    `json:"training"`
+	// Learner and GRPO are recorded only for GRPO jobs, so that rejection
+	// sampling jobs recorded before learners existed still resume.
+	Learner string      `json:"learner,omitempty"`
+	GRPO    *GRPOConfig `json:"grpo,omitempty"`
 }
 
 // trainingIdentity is the training template without what is set per round or
@@ -368,8 +389,10 @@ func Run(ctx context.Context, s *store.Store, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer j.close()
-	if err := j.teacherData(ctx); err != nil {
-		return nil, err
+	if cfg.Learner == LearnerRejection {
+		if err := j.teacherData(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for r := 0; r <= cfg.Rounds; r++ {
 		if err := j.round(ctx, r); err != nil {
@@ -396,6 +419,10 @@ func (j *job) identify() error {
 		MinF1: c.MinF1, Mix: c.Mix, Method: c.Method, Format: string(c.Format), PromptHash: agent.TextHash(c.FewShot),
 		MaxTokens: c.MaxTokens, MaxTurns: c.MaxTurns, Grammar: c.Grammar, Search: c.Search.Backend, Corpus: c.Search.Corpus,
 		Seed: c.Seed, Training: trainingIdentity(c.Training)}
+	if c.Learner == LearnerGRPO {
+		g := c.GRPO
+		id.Learner, id.GRPO = c.Learner, &g
+	}
 	if c.Init != "" {
 		id.Init, _ = filepath.Abs(c.Init)
 		if id.InitHash, err = store.FileHash(c.Init); err != nil {
@@ -578,6 +605,11 @@ func (j *job) runRound(ctx context.Context, r *store.Round) error {
 		{store.PhaseSelect, j.selectMix},
 		{store.PhaseTrain, j.train},
 		{store.PhaseEval, j.evaluate},
+	}
+	if c.Learner == LearnerGRPO {
+		// Every sample trains, weighted by its advantage: nothing to select.
+		phases = append(phases[:1], phases[2:]...)
+		phases[1].fn = j.grpoTrain
 	}
 	// A resumed round redoes its phases from the one it stopped in; the
 	// finished ones before it only reread what they recorded.
