@@ -18,10 +18,26 @@ import (
 )
 
 func improveCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "improve",
-		Usage: "rejection-sampling rounds (STaR / ReST-EM): the student samples k trajectories per train question, the correct ones are mixed with the teacher data and the adapter is retrained; each round is evaluated on dev",
-		Description: `Each round: the current student (--base with the last adapter; round 0 is --lora,
+	return roundsCommand("improve", improve.LearnerRejection,
+		"rejection-sampling rounds (STaR / ReST-EM): the student samples k trajectories per train question, the correct ones are mixed with the teacher data and the adapter is retrained; each round is evaluated on dev",
+		improveDescription)
+}
+
+func rlCommand() *cli.Command {
+	return roundsCommand("rl", improve.LearnerGRPO,
+		"GRPO on the LoRA adapter: the student samples k trajectories per train question through the agent loop and tools, and every sample trains, weighted by its reward normalised within its group; each round is evaluated on dev",
+		`fireact improve with --learner grpo. Each round: the current student samples --k
+trajectories per train question (runs NAME/rN/sample-J); each sample's reward
+(EM, or F1 with --reward f1, minus --format-penalty for an episode that did not
+finish with an answer) is normalised within its question's group; the adapter
+takes --epochs passes of policy-gradient steps over the samples — the agent's
+tokens weighted by the advantage, the question and observations masked, PPO's
+ratio clipped at --clip, an optional KL penalty --kl against the round-0 student —
+and is evaluated on dev. The loss curve is recorded as a training run; running the
+same command again resumes.`)
+}
+
+const improveDescription = `Each round: the current student (--base with the last adapter; round 0 is --lora,
 evaluated only) answers every train question --k times at --temperature through the
 agent loop and search tool (runs NAME/rN/sample-J); samples with EM 1 (or F1 at
 least --min-f1) are kept, one per distinct trajectory; they are mixed with the
@@ -29,8 +45,20 @@ teacher's episodes by --mix (dataset NAME/rN/train) and the adapter is retrained
 from the previous one (DIR/round-N.lora.gguf); the new adapter is evaluated on dev
 (run NAME/rN/dev). Rounds, samples, kept counts and dev EM are recorded in the
 store (fireact report shows them). Running the same command again resumes an
-interrupted round; a larger --rounds continues a finished job.`,
+interrupted round; a larger --rounds continues a finished job.`
+
+// roundsCommand is improve or rl: the same rounds with learner as default.
+func roundsCommand(name, learner, usage, description string) *cli.Command {
+	return &cli.Command{
+		Name:        name,
+		Usage:       usage,
+		Description: description,
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "learner", Value: learner, Usage: "how a round learns: rejection (keep the correct samples, fine-tune) or grpo (policy gradient on every sample)"},
+			&cli.Float64Flag{Name: "clip", Value: 0.2, Usage: "grpo: PPO's ratio clip ε"},
+			&cli.Float64Flag{Name: "kl", Usage: "grpo: weight of the KL penalty against the round-0 student (0: none)"},
+			&cli.StringFlag{Name: "reward", Value: "em", Usage: "grpo: em or f1"},
+			&cli.Float64Flag{Name: "format-penalty", Usage: "grpo: subtracted from the reward of an episode that did not finish with an answer"},
 			storeDBFlag(),
 			dataDirFlag(),
 			&cli.StringFlag{Name: "run", Required: true, Usage: "job `NAME` (its runs, datasets and rounds are named after it)"},
@@ -88,6 +116,15 @@ interrupted round; a larger --rounds continues a finished job.`,
 				Log: c.App.ErrWriter,
 				Training: finetune.Config{MaxSteps: c.Int("steps"), Epochs: c.Int("epochs"), LR: c.Float64("lr"), Rank: c.Int("rank"),
 					Cutoff: c.Int("cutoff"), MaxTokens: c.Int("batch-tokens"), Seed: uint64(c.Int64("seed"))}}
+			cfg.Learner = c.String("learner")
+			if cfg.Learner == improve.LearnerGRPO {
+				cfg.GRPO = improve.GRPOConfig{Clip: c.Float64("clip"), KL: c.Float64("kl"), Epochs: c.Int("epochs"), LR: c.Float64("lr"),
+					Reward: c.String("reward"), FormatPenalty: c.Float64("format-penalty"), MaxTokens: c.Int("batch-tokens"),
+					Cutoff: c.Int("cutoff"), Rank: c.Int("rank"), Targets: c.String("targets")}
+				if c.IsSet("steps") || c.IsSet("mix") || c.IsSet("min-f1") || c.IsSet("recipe") {
+					return errors.New("--steps, --mix, --min-f1 and --recipe are rejection sampling's; grpo takes --epochs, --lr, --clip, --kl, --reward")
+				}
+			}
 			order := c.String("order")
 			if cfg.TrainIndices, err = tasks.Select(train, order, c.Int64("seed"), 0, c.Int("train-limit")); err != nil {
 				return err

@@ -74,3 +74,36 @@ func runImprove(args ...string) (string, string, error) {
 	err := app.Run(flagsFirst(app, append([]string{"fireact"}, args...)))
 	return out.String(), errOut.String(), err
 }
+
+// TestRLCommand runs `fireact rl` (GRPO rounds) end to end on the small demo
+// world without teacher data: one round of 3 samples per question trains the
+// SFT adapter further and evaluates it; its loss curve is recorded, and
+// rejection sampling's flags are refused.
+func TestRLCommand(t *testing.T) {
+	d := improvetest.NewWorld(t, demo.SmallConfig().World)
+	out := filepath.Join(d.Dir, "rl-out")
+	args := []string{"rl", "--db", d.DB, "--run", "cli-grpo", "--dir", out, "--base", d.Base, "--lora", d.SFT,
+		"--task", "world", "--small", "--corpus", d.Corpus, "--order", "natural", "--train-limit", "6", "--dev-limit", "4",
+		"--rounds", "1", "--k", "3", "--temperature", "1", "--max-tokens", "48", "--max-turns", "4", "--grammar",
+		"--lr", "1e-3", "--kl", "0.05", "--format-penalty", "0.5", "--batch-tokens", "512", "-j", "6", "-t", "1"}
+	stdout, stderr, err := runImprove(args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	t.Logf("stdout:\n%s", stdout)
+	if !strings.Contains(stderr, "grpo step 1:") || !strings.Contains(stdout, "adapter: "+filepath.Join(out, "round-1.lora.gguf")) {
+		t.Errorf("no GRPO step or no adapter:\n%s\n%s", stdout, stderr)
+	}
+	rounds, err := d.Store.Rounds(t.Context(), "cli-grpo")
+	if err != nil || len(rounds) != 2 || rounds[1].Status != store.StatusDone || rounds[1].Samples != 18 || rounds[1].TrainingRunID == 0 {
+		t.Fatalf("rounds %+v (%v)", rounds, err)
+	}
+	if curve, err := d.Store.LossCurve(t.Context(), rounds[1].TrainingRunID); err != nil || len(curve) == 0 {
+		t.Errorf("loss curve %v (%v)", curve, err)
+	}
+	bad := append(append([]string{}, args...), "--mix", "teacher=1")
+	bad[4] = "cli-grpo-bad"
+	if _, _, err := runImprove(bad...); err == nil || !strings.Contains(err.Error(), "rejection sampling's") {
+		t.Errorf("rl with --mix: %v", err)
+	}
+}

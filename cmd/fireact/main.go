@@ -98,6 +98,7 @@ func newApp() *cli.App {
 			perplexityCommand(),
 			questionsCommand(),
 			reportCommand(),
+			rlCommand(),
 			runCommand(),
 			serveCommand(),
 			tokenizeCommand(),
