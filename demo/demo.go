@@ -11,8 +11,9 @@
 // students and the teacher are evaluated on dev with clean and noisy search, and
 // everything feeds the store and `fireact report`.
 //
-// demo is the one package that imports both agent and finetune: it is the
-// pipeline they are the stages of. Every stage is cached under a directory named by
+// demo imports both agent and finetune (and improve, which does too): it is the
+// pipeline they are the stages of. After FireAct's rows, one round of
+// rejection sampling and one of GRPO continue the ReAct student. Every stage is cached under a directory named by
 // a hash of the configuration, so a second run skips what is finished (and a run
 // interrupted by Ctrl-C or a kill resumes where it stopped).
 package demo
@@ -32,6 +33,7 @@ import (
 	"github.com/fireact/fireact/agent"
 	"github.com/fireact/fireact/agent/world"
 	"github.com/fireact/fireact/finetune"
+	"github.com/fireact/fireact/improve"
 	"github.com/fireact/fireact/llama"
 	"github.com/fireact/fireact/llama/modelgen"
 	"github.com/fireact/fireact/store"
@@ -54,6 +56,17 @@ type Config struct {
 	Rank      int
 	// MaxTokens is the packed length of a LoRA step (and the example cutoff).
 	MaxTokens int
+	// Beyond FireAct: one round of rejection sampling and one of GRPO on the
+	// ReAct student, each sampling ImproveK trajectories for each of the first
+	// ImproveQuestions train questions (0: no such rounds). RejectionSteps
+	// are the rejection round's training steps (from the ReAct adapter, on
+	// the teacher's ReAct data and the kept samples); GRPOEpochs and GRPOLR
+	// the GRPO round's passes over its samples and learning rate.
+	ImproveQuestions int     `json:",omitempty"`
+	ImproveK         int     `json:",omitempty"`
+	RejectionSteps   int     `json:",omitempty"`
+	GRPOEpochs       int     `json:",omitempty"`
+	GRPOLR           float64 `json:",omitempty"`
 	// Noise is the probability of FireAct's noisy observation in the noisy evals.
 	Noise float64
 	// DevQuestions evaluated (0: all of the world's dev split).
@@ -75,6 +88,7 @@ func DefaultConfig() Config {
 		NEmbd: 128, NLayer: 4, NHead: 4, NFF: 384, StudentSeed: 1,
 		PretrainSteps: 100, PretrainLR: 2e-3,
 		LoRASteps: 300, LoRALR: 3e-3, Rank: 16, MaxTokens: 384,
+		ImproveQuestions: 48, ImproveK: 4, RejectionSteps: 60, GRPOEpochs: 2, GRPOLR: 1e-3,
 		Noise: 0.5, Concurrency: 8,
 	}
 }
@@ -85,6 +99,7 @@ func SmallConfig() Config {
 	c.World = world.Config{Seed: 1, People: 24, Films: 16, Orgs: 8, TrainQuestions: 120, DevQuestions: 24}
 	c.NEmbd, c.NFF = 96, 288
 	c.PretrainSteps, c.LoRASteps = 40, 160
+	c.ImproveQuestions, c.RejectionSteps = 24, 30
 	return c
 }
 
@@ -159,6 +174,8 @@ func Run(ctx context.Context, root string, cfg Config, log io.Writer) (*Result, 
 		{"LoRA on ReAct+CoT+Reflexion", func(ctx context.Context) (bool, error) {
 			return p.lora(ctx, "multi", []string{"react", "cot", "reflexion"})
 		}},
+		{"rejection sampling round", func(ctx context.Context) (bool, error) { return p.improve(ctx, "rs", improve.LearnerRejection) }},
+		{"GRPO round", func(ctx context.Context) (bool, error) { return p.improve(ctx, "grpo", improve.LearnerGRPO) }},
 		{"evaluation on dev", p.evaluate},
 		{"report", p.report},
 	} {
@@ -325,6 +342,60 @@ func (p *pipeline) lora(ctx context.Context, name string, methods []string) (boo
 	return r.AlreadyDone, nil
 }
 
+// improve runs one round of the learner on the ReAct student (the adapter
+// goes to Adapters[name]; evaluate scores it with the others).
+func (p *pipeline) improve(ctx context.Context, name, learner string) (bool, error) {
+	c := p.cfg
+	if c.ImproveQuestions <= 0 {
+		return true, nil
+	}
+	train, err := p.w.Task("train")
+	if err != nil {
+		return false, err
+	}
+	dev, err := p.w.Task("dev")
+	if err != nil {
+		return false, err
+	}
+	devIdx := allIndices(dev.Len())
+	if n := c.DevQuestions; n > 0 && n < len(devIdx) {
+		devIdx = devIdx[:n]
+	}
+	job := "demo-" + name
+	done, err := p.st.Rounds(ctx, job)
+	if err != nil {
+		return false, err
+	}
+	cfg := improve.Config{Name: job, Dir: p.path("improve-" + name), Base: p.res.Base, Init: p.res.Adapters["react"],
+		Train: train, Dev: dev, TrainIndices: allIndices(min(c.ImproveQuestions, train.Len())), DevIndices: devIdx,
+		Rounds: 1, K: c.ImproveK, Temperature: 1, MaxTokens: 64, Grammar: false,
+		Search:      agent.SearchOptions{Backend: agent.SearchLocal, Corpus: p.corpus, Seed: 1},
+		Concurrency: c.Concurrency, Threads: c.Threads, Seed: 1, Learner: learner, Log: p.log}
+	if learner == improve.LearnerGRPO {
+		cfg.GRPO = improve.GRPOConfig{Epochs: c.GRPOEpochs, LR: c.GRPOLR, KL: 0.05, FormatPenalty: 0.5, MaxTokens: c.MaxTokens}
+	} else {
+		cfg.TeacherRuns = []string{"teacher-" + trajectory.MethodReAct}
+		cfg.Training = finetune.Config{MaxSteps: c.RejectionSteps, LR: c.LoRALR, Targets: llama.TargetsAll | llama.TargetOutput,
+			MaxTokens: c.MaxTokens, Cutoff: c.MaxTokens, Val: -1, EvalEvery: -1, SaveEvery: 100, Seed: 1}
+	}
+	res, err := improve.Run(ctx, p.st, cfg)
+	if err != nil {
+		return false, err
+	}
+	p.res.Adapters[name] = res.Adapter
+	last := res.Rounds[len(res.Rounds)-1]
+	if last.TrainingRunID != 0 {
+		if tr, err := p.st.TrainingRun(ctx, last.TrainingRunID); err == nil {
+			p.trainRuns = append(p.trainRuns, fmt.Sprint(tr.RunID))
+		}
+	}
+	cached := len(done) == len(res.Rounds)
+	for _, r := range done {
+		cached = cached && r.Status == store.StatusDone
+	}
+	return cached, nil
+}
+
 // evaluate runs the teacher, the prompted student and both fine-tuned students on
 // dev, with clean and noisy search.
 func (p *pipeline) evaluate(ctx context.Context) (bool, error) {
@@ -382,6 +453,11 @@ func (p *pipeline) evaluate(ctx context.Context) (bool, error) {
 		{"student, prompted (few-shot ReAct)", "eval-prompted", student(""), fewshot, "", false},
 		{"student + LoRA (ReAct)", "eval-lora-react", student("react"), alpaca, "react", false},
 		{"student + LoRA (ReAct+CoT+Reflexion)", "eval-lora-multi", student("multi"), alpaca, "multi", false},
+	}
+	if p.cfg.ImproveQuestions > 0 {
+		variants = append(variants,
+			variant{"student + LoRA (ReAct) + rejection sampling", "eval-lora-rs", student("rs"), alpaca, "rs", false},
+			variant{"student + LoRA (ReAct) + GRPO", "eval-lora-grpo", student("grpo"), alpaca, "grpo", false})
 	}
 	for _, v := range variants[1:] {
 		v.noisy, v.run, v.name = true, v.run+"-noisy", v.name+", noisy search"
@@ -459,5 +535,11 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %-40s %8.1fs%s\n", s.Name, s.Elapsed.Seconds(), c)
 	}
 	fmt.Fprintf(w, "  %-40s %8.1fs\n", "total", r.Elapsed.Seconds())
-	fmt.Fprintf(w, "\ndatabase: %s\nstudent:  %s\nadapters: %s, %s\nreport:   %s\n", r.DB, r.Base, r.Adapters["react"], r.Adapters["multi"], r.Report)
+	fmt.Fprintf(w, "\ndatabase: %s\nstudent:  %s\nadapters:", r.DB, r.Base)
+	for _, k := range []string{"react", "multi", "rs", "grpo"} {
+		if a := r.Adapters[k]; a != "" {
+			fmt.Fprintf(w, " %s", a)
+		}
+	}
+	fmt.Fprintf(w, "\nreport:   %s\n", r.Report)
 }

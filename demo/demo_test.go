@@ -35,8 +35,8 @@ func TestDemoEndToEnd(t *testing.T) {
 		return Row{}
 	}
 	prompted, tuned := row(a, "eval-prompted"), row(a, "eval-lora-react")
-	t.Logf("EM prompted %.3f, LoRA ReAct %.3f, LoRA multi %.3f, teacher %.3f",
-		prompted.EM, tuned.EM, row(a, "eval-lora-multi").EM, row(a, "eval-teacher").EM)
+	t.Logf("EM prompted %.3f, LoRA ReAct %.3f, LoRA multi %.3f, + rejection sampling %.3f, + GRPO %.3f, teacher %.3f",
+		prompted.EM, tuned.EM, row(a, "eval-lora-multi").EM, row(a, "eval-lora-rs").EM, row(a, "eval-lora-grpo").EM, row(a, "eval-teacher").EM)
 	if !(tuned.EM > prompted.EM) {
 		t.Errorf("fine-tuned EM %.3f is not higher than the prompted student's %.3f", tuned.EM, prompted.EM)
 	}
