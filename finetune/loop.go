@@ -68,10 +68,14 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	pl := newPlan(d, &c)
 	total := pl.total
 	warmup := WarmupSteps(max(c.Warmup, 0), total)
+	if err := c.checkMemory(d); err != nil {
+		return Result{}, err
+	}
 
 	tr, err := llama.NewTrainer(m, llama.TrainerOptions{
 		Rank: c.Rank, Alpha: c.Alpha, Targets: c.Targets, Full: c.Full, Optimizer: c.Optimizer,
 		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), LoRADropout: c.dropout(), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
+		Backward: c.Backward,
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("finetune: %w", err)
