@@ -37,7 +37,7 @@ func TestLlama32FinetuneAndServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := runLine(ctx, []string{"fireact", "finetune", "--db", db, "--base", base, "--text", text, "--out", out,
-		"--targets", "all", "--rank", "8", "--lr", "0.01", "--max-steps", "30", "--val", "0", "--warmup", "0",
+		"--targets", "all", "--rank", "8", "--lr", "0.01", "--max-steps", "60", "--val", "0", "--warmup", "0",
 		"--threads", "1", "--backward", "transient"}); err != nil {
 		t.Fatalf("fireact finetune: %v", err)
 	}
@@ -60,7 +60,7 @@ func TestLlama32FinetuneAndServe(t *testing.T) {
 	}
 	complete := func(model string) string {
 		t.Helper()
-		body, _ := json.Marshal(map[string]any{"model": model, "prompt": "the film was", "max_tokens": 6, "temperature": 0})
+		body, _ := json.Marshal(map[string]any{"model": model, "prompt": "the film was", "max_tokens": 24, "temperature": 0})
 		resp, err := http.Post("http://"+fx.addr+"/v1/completions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
