@@ -10,8 +10,8 @@ import (
 	"github.com/fireact/fireact/llama/modelgen"
 )
 
-// llama3Case is a Llama-3.x-shaped model made in code: head size 64, four
-// query heads per key/value head (Llama-3.2-1B's 32/8), RoPE base 500000 and
+// llama3Case is a Llama-3.x-shaped model made in code: four query heads per
+// key/value head (Llama-3.2-1B's 32/8), RoPE base 500000 and
 // llama3 RoPE scaling written as rope_freqs.weight, as convert_hf_to_gguf.py
 // writes Llama-3.1 and 3.2.
 type llama3Case struct {
@@ -38,7 +38,10 @@ func llama3Cases() []llama3Case {
 func llama3Config(c llama3Case, scaled bool) modelgen.LlamaConfig {
 	cfg := modelgen.LlamaConfig{
 		Name: "modelgen-" + c.name, Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
-		NEmbd: 256, NLayer: 2, NHead: 4, NHeadKV: 1, NFF: 512, NCtx: 512,
+		// Head size 32 (Llama-3.2's is 64) keeps the tests fast and still
+		// has pairs in all three regimes of the factors: kept, blended and
+		// slowed (see modelgen.TestLlama3RopeFactors).
+		NEmbd: 128, NLayer: 2, NHead: 4, NHeadKV: 1, NFF: 256, NCtx: 512,
 		RopeFreqBase: 500000, TiedOutput: c.tied, Seed: 31,
 	}
 	if scaled {
