@@ -378,7 +378,12 @@ func (c *Config) checkMemory(d *data) error {
 	}
 	s, err := ReadModelShape(c.Base)
 	if err != nil {
-		return err
+		// A layout the estimate does not know (fused QKV, MoE) is one the
+		// trainer refuses with its own, more precise reason.
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, "memory check skipped: %v\n", err)
+		}
+		return nil
 	}
 	have := c.MemoryAvailable
 	if have <= 0 {
