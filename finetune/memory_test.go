@@ -255,3 +255,36 @@ func TestMemoryCheckRefuses(t *testing.T) {
 		t.Fatalf("trained %d steps, want 2", res.Steps)
 	}
 }
+
+// TestMemoryRefusalSuggests: for a Llama-2-7B Q4_K_M on a 16 GiB machine the
+// refusal names what would fit, and each suggestion does fit.
+func TestMemoryRefusalSuggests(t *testing.T) {
+	s := llamaShape(4096, 32, 32, 32, 11008, 32000, gguf.TypeQ4_K, 3_900_000_000)
+	const have = 16 << 30
+	cases := []struct {
+		name string
+		plan MemoryPlan
+		want string // in the message; "" for no refusal
+	}{
+		{"transposed copies", MemoryPlan{Backward: llama.BackwardTransposed, Tokens: 512, Rank: 8, Targets: llama.TargetsAll, F32Head: true},
+			"would fit: --backward transient (≈"},
+		{"fireact's 8192-token micro-batches", MemoryPlan{Tokens: 8192, Rank: 8, Targets: llama.TargetsQV},
+			"would fit: --max-tokens 512 --cutoff 512 (≈"},
+		{"F32 base copies", MemoryPlan{Tokens: 256, Rank: 8, Targets: llama.TargetsQV, F32Base: true},
+			"would fit: without --f32-head/--f32-base (≈"},
+		{"fits", MemoryPlan{Tokens: 512, Rank: 8, Targets: llama.TargetsAll}, ""},
+	}
+	for _, c := range cases {
+		err := memoryRefusal(s, c.plan, 2048, have)
+		t.Logf("%s: %v", c.name, err)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "have 16.0 GiB")):
+			t.Errorf("%s: %v, want a refusal saying %q and have 16.0 GiB", c.name, err, c.want)
+		}
+	}
+	if err := memoryRefusal(s, MemoryPlan{Tokens: 512}, 512, 1<<30); err == nil || !strings.Contains(err.Error(), "nothing smaller fits") {
+		t.Errorf("1 GiB for a 3.6 GiB model: %v", err)
+	}
+}
