@@ -77,6 +77,23 @@ func TestEstimateMemoryCalibration(t *testing.T) {
 	}
 }
 
+// TestEstimateMemoryModeRatio: llama/trainer.go records, from
+// BenchmarkTrainStep at TinyLlama's shape in Q8_0 and T = 256, that the
+// transient backward needs 2.4× less memory than the transposed copies.
+func TestEstimateMemoryModeRatio(t *testing.T) {
+	s := llamaShape(2048, 22, 32, 4, 5632, 32000, gguf.TypeQ8_0, 0)
+	s.FileBytes = q8Bytes(s)
+	p := MemoryPlan{Tokens: 256, Rank: 8, Targets: llama.TargetsAll, F32Head: true}
+	transient := EstimateMemory(s, p).Total()
+	p.Backward = llama.BackwardTransposed
+	transposed := EstimateMemory(s, p).Total()
+	ratio := float64(transposed) / float64(transient)
+	t.Logf("1.1B Q8_0 T=256: transposed %.0f MiB, transient %.0f MiB: %.2f× (measured 2.4×)", float64(transposed)/mib, float64(transient)/mib, ratio)
+	if ratio < 2.0 || ratio > 2.8 {
+		t.Fatalf("transposed/transient = %.2f, measured 2.4", ratio)
+	}
+}
+
 // TestEstimateMemoryParts checks each part against its definition.
 func TestEstimateMemoryParts(t *testing.T) {
 	s := llamaShape(4096, 32, 32, 32, 11008, 32000, gguf.TypeQ4_K, 3_900_000_000) // Llama-2-7B
