@@ -46,10 +46,12 @@ func TestRecipeFireAct(t *testing.T) {
 // each with the reason; every other field must change the fingerprint, or a
 // changed setting would silently resume another job's checkpoint.
 var hyperparamsExcluded = map[string]string{
-	"Progress":    "where progress lines go",
-	"Threads":     "how many CPUs compute the same steps",
-	"SaveEvery":   "when checkpoints are written; the steps are the same",
-	"DatasetName": "the name of the recorded dataset; a resumed job reads the dataset by id",
+	"Progress":          "where progress lines go",
+	"Threads":           "how many CPUs compute the same steps",
+	"SaveEvery":         "when checkpoints are written; the steps are the same",
+	"DatasetName":       "the name of the recorded dataset; a resumed job reads the dataset by id",
+	"MemoryAvailable":   "what the memory check compares with, before any step",
+	"IgnoreMemoryCheck": "whether the memory check runs, before any step",
 }
 
 // TestHyperparamsCoverConfig changes each Config field in turn and checks that

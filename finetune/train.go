@@ -112,6 +112,16 @@ type Config struct {
 	WeightDecay float32
 	Threads     int
 	Seed        uint64
+	// Backward is how gradients pass through the frozen weights ("" is
+	// llama.BackwardTransient, the least memory; see llama.Backward).
+	Backward llama.Backward
+
+	// Before the first step the trainer's peak memory is estimated
+	// (EstimateMemory) and training refused, naming settings that would fit,
+	// when it exceeds MemoryAvailable bytes (0: what the machine has now,
+	// see the function MemoryAvailable). IgnoreMemoryCheck skips the check.
+	MemoryAvailable   int64
+	IgnoreMemoryCheck bool
 
 	// Progress receives a progress line every second or so (nil: none).
 	Progress io.Writer
@@ -225,6 +235,16 @@ func (c *Config) defaults() error {
 	if c.Optimizer == "" {
 		c.Optimizer = llama.OptimizerAdamW
 	}
+	// The default is kept as "" so that the recorded settings (and
+	// checkpoint fingerprints) of jobs from before the option are unchanged.
+	b, err := llama.ParseBackward(string(c.Backward))
+	if err != nil {
+		return fmt.Errorf("finetune: %w", err)
+	}
+	c.Backward = b
+	if b == llama.BackwardTransient {
+		c.Backward = ""
+	}
 	return nil
 }
 
@@ -321,6 +341,9 @@ type hyperparams struct {
 	Optimizer     llama.Optimizer    `json:"optimizer"`
 	WeightDecay   float32            `json:"weight_decay"`
 	Seed          uint64             `json:"seed"`
+	// Backward is recorded when it is not the default, so that fingerprints
+	// of jobs from before the flag existed are unchanged.
+	Backward llama.Backward `json:"backward,omitempty"`
 }
 
 func (c *Config) hyperparams() hyperparams {
@@ -351,6 +374,9 @@ func (c *Config) hyperparams() hyperparams {
 			h.InitAdapter = abs(c.InitAdapter)
 			// Unreadable here means Run already failed on it; the hash is then moot.
 			h.InitHash, _ = store.FileHash(c.InitAdapter)
+		}
+		if c.Backward != llama.BackwardTransient {
+			h.Backward = c.Backward // "" is the default: not recorded
 		}
 	}
 	if c.TextFile != "" {

@@ -151,8 +151,15 @@ std::string check_model(const llama_model & m) {
         if (L.wqkv || L.ffn_gate_inp || !L.wq || !L.wk || !L.wv || !L.wo || !L.ffn_up || !L.ffn_gate || !L.ffn_down) {
             return "layer " + std::to_string(il) + " has a tensor layout the training graph does not support";
         }
-        if (L.rope_freqs || L.rope_long || L.rope_short) {
-            return "RoPE frequency factors are not supported for training";
+        // Llama-3.x's rope_freqs (llama3 RoPE scaling) is one fixed factor per
+        // dimension pair, which the graph passes to RoPE as llama_decode does.
+        // LongRoPE's long/short pair is chosen by the serving context's length,
+        // which a trainer does not know, so it stays refused.
+        if (L.rope_long || L.rope_short) {
+            return "LongRoPE frequency factors (rope_factors_long/short) are not supported for training";
+        }
+        if (L.rope_freqs && (L.rope_freqs->type != GGML_TYPE_F32 || L.rope_freqs->ne[0] != hp.n_rot / 2)) {
+            return "layer " + std::to_string(il) + " has a rope_freqs tensor that is not F32 of n_rot/2 factors";
         }
     }
     if (!m.output || !m.tok_embd || !m.output_norm) return "model has no token embedding, output norm or output matrix";
@@ -488,9 +495,14 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
         V = ggml_reshape_3d(ctx, V, d, n_head_kv, n);
         if (L.attn_q_norm) Q = ggml_mul(ctx, ggml_rms_norm(ctx, Q, eps), L.attn_q_norm);
         if (L.attn_k_norm) K = ggml_mul(ctx, ggml_rms_norm(ctx, K, eps), L.attn_k_norm);
-        Q = ggml_rope_ext(ctx, Q, *inp_pos, nullptr, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
+        // The frequency factors (Llama-3.x's rope_freqs, or nullptr) exactly as
+        // llama_decode's graph takes them. ggml's ROPE backward is ROPE_BACK with
+        // the same factors, so the gradient needs nothing more; the factors are
+        // frozen (never a parameter: autodiff has no gradient for them).
+        ggml_tensor * rope_factors = m.get_rope_factors(cp, (int) il);
+        Q = ggml_rope_ext(ctx, Q, *inp_pos, rope_factors, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
                           cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
-        K = ggml_rope_ext(ctx, K, *inp_pos, nullptr, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
+        K = ggml_rope_ext(ctx, K, *inp_pos, rope_factors, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
                           cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
 
         // Attention as llama.cpp's non-flash branch (build_attn_mha), without a cache.

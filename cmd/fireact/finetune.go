@@ -61,6 +61,8 @@ func finetuneCommand() *cli.Command {
 			&cli.BoolFlag{Name: "f32-base", Usage: "keep F32 copies of every frozen matrix (small quantized models)"},
 			&cli.StringFlag{Name: "optimizer", Value: "adamw", Usage: "adamw or sgd"},
 			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW weight decay"},
+			&cli.StringFlag{Name: "backward", Value: string(llama.BackwardTransient), Usage: "gradient through the frozen weights: transient (least memory, exact), transposed (F32 copies kept: 4 bytes a weight more), transposed-q8 (copies in Q8_0, approximate) or outprod (ggml's own, slow)"},
+			&cli.BoolFlag{Name: "ignore-memory-check", Usage: "train even when the estimated peak memory exceeds what the machine has"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := finetune.Config{
@@ -102,6 +104,10 @@ func finetuneCommand() *cli.Command {
 			if cfg.Optimizer, err = llama.ParseOptimizer(c.String("optimizer")); err != nil {
 				return err
 			}
+			if cfg.Backward, err = llama.ParseBackward(c.String("backward")); err != nil {
+				return err
+			}
+			cfg.IgnoreMemoryCheck = c.Bool("ignore-memory-check")
 			if c.IsSet("schedule") {
 				if cfg.Schedule, err = finetune.ParseSchedule(c.String("schedule")); err != nil {
 					return err

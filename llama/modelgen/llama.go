@@ -48,6 +48,77 @@ type LlamaConfig struct {
 	// NoAddBOS stores tokenizer.ggml.add_bos_token = false, as Qwen and
 	// SmolLM vocabularies have: tokenizing with special tokens adds no BOS.
 	NoAddBOS bool
+	// RopeScaling, if set (arch llama only), is Llama-3.1/3.2's "llama3" RoPE
+	// scaling. As llama.cpp's convert_hf_to_gguf.py does for those models, it
+	// is written as the tensor rope_freqs.weight (one factor per rotated
+	// dimension pair, see Llama3RopeFactors) and as no metadata key.
+	RopeScaling *Llama3RopeScaling
+}
+
+// Llama3RopeScaling is the rope_scaling block of a Llama-3.1/3.2
+// config.json with rope_type "llama3". Zero fields take Hugging Face's
+// defaults: Factor 8, LowFreqFactor 1, HighFreqFactor 4, OriginalContext
+// 8192. Llama-3.2-1B/3B use Factor 32; Llama-3.1 uses 8.
+type Llama3RopeScaling struct {
+	Factor          float64 // "factor"
+	LowFreqFactor   float64 // "low_freq_factor"
+	HighFreqFactor  float64 // "high_freq_factor"
+	OriginalContext int     // "original_max_position_embeddings"
+}
+
+// withDefaults fills the zero fields with Hugging Face's defaults.
+func (s Llama3RopeScaling) withDefaults() Llama3RopeScaling {
+	if s.Factor == 0 {
+		s.Factor = 8
+	}
+	if s.LowFreqFactor == 0 {
+		s.LowFreqFactor = 1
+	}
+	if s.HighFreqFactor == 0 {
+		s.HighFreqFactor = 4
+	}
+	if s.OriginalContext == 0 {
+		s.OriginalContext = 8192
+	}
+	return s
+}
+
+// validate checks a defaulted scaling: the smoothing between the two
+// wavelength bounds divides by HighFreqFactor - LowFreqFactor.
+func (s Llama3RopeScaling) validate() error {
+	if !(s.Factor > 0) || !(s.LowFreqFactor > 0) || !(s.HighFreqFactor > s.LowFreqFactor) || s.OriginalContext <= 0 {
+		return fmt.Errorf("modelgen: RopeScaling: factor %g, low_freq_factor %g, high_freq_factor %g, original_max_position_embeddings %d: want factor > 0, 0 < low < high, context > 0",
+			s.Factor, s.LowFreqFactor, s.HighFreqFactor, s.OriginalContext)
+	}
+	return nil
+}
+
+// Llama3RopeFactors returns the per-dimension-pair RoPE frequency factors
+// (headDim/2 of them) of llama3 scaling for RoPE base freqBase, the values
+// convert_hf_to_gguf.py stores in rope_freqs.weight and llama.cpp divides
+// each pair's rotation frequency by. A pair whose wavelength 2π/θ is shorter
+// than OriginalContext/HighFreqFactor keeps its frequency (factor 1), one
+// longer than OriginalContext/LowFreqFactor is slowed by Factor, and the
+// pairs between blend the two smoothly.
+func Llama3RopeFactors(headDim int, freqBase float64, s Llama3RopeScaling) []float32 {
+	s = s.withDefaults()
+	ctx := float64(s.OriginalContext)
+	lowWave, highWave := ctx/s.LowFreqFactor, ctx/s.HighFreqFactor
+	out := make([]float32, headDim/2)
+	for i := range out {
+		theta := math.Pow(freqBase, -float64(2*i)/float64(headDim))
+		wave := 2 * math.Pi / theta
+		switch {
+		case wave < highWave:
+			out[i] = 1
+		case wave > lowWave:
+			out[i] = float32(s.Factor)
+		default:
+			smooth := (ctx/wave - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+			out[i] = float32(1 / ((1-smooth)/s.Factor + smooth))
+		}
+	}
+	return out
 }
 
 // withDefaults returns the configuration with zero fields filled in.
@@ -118,6 +189,16 @@ func (c LlamaConfig) validate() error {
 	if c.InitStd < 0 || math.IsNaN(float64(c.InitStd)) {
 		return fmt.Errorf("modelgen: InitStd %g must be >= 0", c.InitStd)
 	}
+	if c.RopeScaling != nil {
+		if c.Arch != "llama" {
+			// llama.cpp loads rope_freqs.weight for llama only (of these two);
+			// an unused tensor fails the load.
+			return fmt.Errorf("modelgen: RopeScaling (rope_freqs.weight) needs arch llama, not %q", c.Arch)
+		}
+		if err := c.RopeScaling.withDefaults().validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -127,13 +208,21 @@ type tensorSpec struct {
 	typ   gguf.Type
 	shape []uint64 // ggml order: [n_in, n_out] for matrices
 	ones  bool     // norm weights: all 1
+	// values, if set, are the tensor's exact contents (rope_freqs.weight).
+	values []float32
 }
 
 // tensors lists the model's tensors in llama.cpp's conventional order.
 func (c LlamaConfig) tensors() []tensorSpec {
 	e, v, ff := uint64(c.NEmbd), uint64(c.Vocab.Len()), uint64(c.NFF)
 	kv := uint64(c.NEmbd / c.NHead * c.NHeadKV)
-	ts := []tensorSpec{{name: "token_embd.weight", typ: c.EmbedType, shape: []uint64{e, v}}}
+	var ts []tensorSpec
+	if c.RopeScaling != nil {
+		// First, as convert_hf_to_gguf.py yields its generated tensors first.
+		f := Llama3RopeFactors(c.NEmbd/c.NHead, float64(c.RopeFreqBase), *c.RopeScaling)
+		ts = append(ts, tensorSpec{name: "rope_freqs.weight", typ: gguf.TypeF32, shape: []uint64{uint64(len(f))}, values: f})
+	}
+	ts = append(ts, tensorSpec{name: "token_embd.weight", typ: c.EmbedType, shape: []uint64{e, v}})
 	for i := 0; i < c.NLayer; i++ {
 		p := fmt.Sprintf("blk.%d.", i)
 		ts = append(ts,
@@ -275,6 +364,8 @@ func randomTensor(seed uint64, t tensorSpec, std float64) func(io.Writer) error 
 			n := min(per, rows-done)
 			x := buf[:n*row]
 			switch {
+			case t.values != nil:
+				copy(x, t.values[done*row:(done+n)*row])
 			case t.ones:
 				for i := range x {
 					x[i] = 1
