@@ -13,7 +13,7 @@ import (
 // File names of a Hugging Face model checkpoint directory (transformers'
 // CONFIG_NAME, SAFE_WEIGHTS_NAME and SAFE_WEIGHTS_INDEX_NAME).
 const (
-	CheckpointConfigFile = "config.json"
+	CheckpointConfigFile  = "config.json"
 	CheckpointWeightsFile = "model.safetensors"
 	CheckpointIndexFile   = "model.safetensors.index.json"
 )
