@@ -289,7 +289,6 @@ func ConvertCheckpoint(ctx context.Context, dir, out string, opts CheckpointOpti
 		}
 		conv.Tensors++
 		conv.Params += gguf.TensorInfo{Shape: t.shape}.Elements()
-		t := t
 		if err := w.AddTensorFunc(t.name, outType, t.shape, func(dst io.Writer) error {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -309,7 +308,7 @@ func ConvertCheckpoint(ctx context.Context, dir, out string, opts CheckpointOpti
 		if err := w.WriteFile(out); err != nil {
 			return nil, fmt.Errorf("hf: convert %s: %w", dir, err)
 		}
-		return conv, ctx.Err()
+		return conv, nil
 	}
 	if err := writeQuantized(ctx, w, out, typ, opts.Quantize); err != nil {
 		return nil, fmt.Errorf("hf: convert %s: %w", dir, err)

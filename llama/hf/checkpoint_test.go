@@ -21,26 +21,6 @@ import (
 // tokenizers is the real tokenizers' folder beside the checkout.
 const tokenizers = "../../../shared/data/tokenizers"
 
-// llama3Factors is rope_freqs for llama3 scaling computed the plain way, in
-// float64 (the formula of convert_hf_to_gguf.py, without its float32 steps).
-func llama3Factors(base float64, dim int, factor, low, high, old float64) []float32 {
-	out := make([]float32, dim/2)
-	for i := range out {
-		freq := 1 / math.Pow(base, float64(2*i)/float64(dim))
-		wl := 2 * math.Pi / freq
-		switch {
-		case wl < old/high:
-			out[i] = 1
-		case wl > old/low:
-			out[i] = float32(factor)
-		default:
-			s := (old/wl - low) / (high - low)
-			out[i] = float32(1 / ((1-s)/factor + s))
-		}
-	}
-	return out
-}
-
 // ulps is the distance of two float32 in units in the last place.
 func ulps(a, b float32) int64 {
 	d := int64(math.Float32bits(a)) - int64(math.Float32bits(b))
@@ -48,43 +28,6 @@ func ulps(a, b float32) int64 {
 		d = -d
 	}
 	return d
-}
-
-// checkpointCases are the checkpoints the conversion is proved on: each
-// architecture, GQA, sharding, tied embeddings, llama3 RoPE scaling, a
-// padded vocabulary, and F32, F16 and BF16 weights, each with a real
-// tokenizer of its family.
-func checkpointCases() []hftest.Checkpoint {
-	return []hftest.Checkpoint{
-		{ // Llama-2 style: SPM tokenizer, GQA, untied, two shards.
-			Arch: "llama", HFArch: "LlamaForCausalLM", Tokenizer: filepath.Join(tokenizers, "mistral-v0.1"),
-			NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 96, Shards: 2, Seed: 1,
-			Config: map[string]any{"bos_token_id": 1, "eos_token_id": 2},
-		},
-		{ // Mistral-7B-v0.1's layout, BF16 weights.
-			Arch: "llama", HFArch: "MistralForCausalLM", Tokenizer: filepath.Join(tokenizers, "mistral-v0.1"),
-			NEmbd: 32, NLayer: 1, NHead: 4, NHeadKV: 1, NFF: 64, DType: hf.BF16, Seed: 2,
-			Config: map[string]any{"bos_token_id": 1, "eos_token_id": 2},
-		},
-		{ // Llama-3.2 style: byte-level BPE, tied embeddings, llama3 RoPE scaling.
-			Arch: "llama", HFArch: "LlamaForCausalLM", Tokenizer: filepath.Join(tokenizers, "llama-3.1"),
-			NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Tied: true, DType: hf.BF16, Seed: 3,
-			RopeScaling: map[string]any{"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-				"original_max_position_embeddings": 2048, "rope_type": "llama3"},
-			RopeFreqs: llama3Factors(10000, 8, 8, 1, 4, 2048),
-			Config:    map[string]any{"bos_token_id": 128000, "eos_token_id": 128001},
-		},
-		{ // Qwen2.5 style: q/k/v biases, tied, vocabulary padded to 151936, F16.
-			Arch: "qwen2", HFArch: "Qwen2ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),
-			VocabSize: 151936, NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Tied: true, DType: hf.F16, Seed: 4,
-			Config: map[string]any{"bos_token_id": 151643, "eos_token_id": 151643},
-		},
-		{ // Qwen3 style: q/k norms, head_dim, two shards.
-			Arch: "qwen3", HFArch: "Qwen3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),
-			VocabSize: 151936, NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Shards: 2, Seed: 5,
-			Config: map[string]any{"bos_token_id": 151643, "eos_token_id": 151645},
-		},
-	}
 }
 
 // TestConvertCheckpointMatchesReference converts each made-in-code
@@ -96,8 +39,8 @@ func TestConvertCheckpointMatchesReference(t *testing.T) {
 	if _, err := os.Stat(tokenizers); err != nil {
 		t.Fatalf("the real tokenizers are not beside the checkout: %v", err)
 	}
-	for _, c := range checkpointCases() {
-		t.Run(c.HFArch+"-"+filepath.Base(c.Tokenizer), func(t *testing.T) {
+	for _, c := range hftest.CheckpointCases(tokenizers) {
+		t.Run(c.Name, func(t *testing.T) {
 			dir := t.TempDir()
 			refPath, hfDir := hftest.WriteCheckpoint(t, dir, c)
 			ref, err := gguf.Read(refPath)
@@ -229,7 +172,7 @@ func TestLlama3RopeFactors(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := hf.Llama3RopeFactorsForTest(c)
-	want := llama3Factors(500000, 128, 8, 1, 4, 8192)
+	want := hftest.Llama3Factors(500000, 128, 8, 1, 4, 8192)
 	if len(got) != 64 {
 		t.Fatalf("%d factors, want 64", len(got))
 	}
