@@ -47,11 +47,16 @@ func allLogits(t *testing.T, path string, toks []llama.Token) []float32 {
 // code is written as a Hugging Face checkpoint (Q/K rows in HF's order,
 // shards and index, a real tokenizer), `fireact convert` turns it back into
 // GGUF, and llama.cpp gives the same logits at every position for both
-// files: bit for bit for f32, within the rounding of f16 and q8_0.
+// files: bit for bit for f32. For f16 and q8_0 (on the llama case, whose
+// 32k vocabulary keeps the extra loads cheap) the logits equal bit for bit
+// those of the reference converted to that type by llama.cpp's own
+// quantizer, and stay within the type's rounding of the f32 reference.
 func TestConvertCheckpointLogits(t *testing.T) {
 	const text = "Question: Who directed the film? Thought: I need to search"
-	// Max |Δlogit| allowed, for logits of about unit scale.
-	tol := map[string]float64{"f32": 0, "f16": 0.02, "q8_0": 0.15}
+	// Max |Δlogit| from the f32 reference, for logits spanning about 10.
+	// q8_0 also rounds the activations to 8 bits in llama.cpp's dot
+	// products; over ~2M logits the worst one moves by a few tenths.
+	tol := map[string]float64{"f16": 0.02, "q8_0": 0.5}
 	for _, c := range hftest.CheckpointCases("../../../shared/data/tokenizers") {
 		if c.Name == "mistral-bf16" {
 			continue // the same path as llama-gqa-sharded; its tensors are checked in llama/hf
@@ -79,7 +84,11 @@ func TestConvertCheckpointLogits(t *testing.T) {
 			if hi-lo < 1 {
 				t.Fatalf("reference logits span only [%g, %g]: the comparison would prove nothing", lo, hi)
 			}
-			for _, typ := range []string{"f32", "f16", "q8_0"} {
+			types := []string{"f32"}
+			if c.Name == "llama-gqa-sharded" {
+				types = append(types, "f16", "q8_0")
+			}
+			for _, typ := range types {
 				out := filepath.Join(dir, typ+".gguf")
 				got, err := runFireact(t, "", "convert", "--out", out, "--type", typ, "--threads", "2", hfDir)
 				if err != nil {
@@ -95,10 +104,24 @@ func TestConvertCheckpointLogits(t *testing.T) {
 				if ti, _ := f.Tensor("blk.0.attn_q.weight"); ti.Type.String() != strings.ToUpper(typ) {
 					t.Errorf("--type %s: blk.0.attn_q.weight is %s", typ, ti.Type)
 				}
-				d := maxAbsDiff(allLogits(t, out, toks), want)
-				t.Logf("%s: %d positions × %d logits, max |Δ| %.3g (reference span %.3g)", typ, len(toks), len(want)/len(toks), d, hi-lo)
+				logits := allLogits(t, out, toks)
+				d := maxAbsDiff(logits, want)
+				t.Logf("%s: %d positions × %d logits, max |Δ| from the f32 reference %.3g (span %.3g)", typ, len(toks), len(want)/len(toks), d, hi-lo)
+				if typ == "f32" {
+					if d != 0 {
+						t.Errorf("f32: logits differ from the reference by %g", d)
+					}
+					continue
+				}
 				if d > tol[typ] {
-					t.Errorf("%s: logits differ from the reference by %g (allowed %g)", typ, d, tol[typ])
+					t.Errorf("%s: logits differ from the f32 reference by %g (allowed %g)", typ, d, tol[typ])
+				}
+				q := filepath.Join(dir, "reference."+typ+".gguf")
+				if err := llama.Quantize(refPath, q, typ, 2); err != nil {
+					t.Fatal(err)
+				}
+				if d := maxAbsDiff(logits, allLogits(t, q, toks)); d != 0 {
+					t.Errorf("%s: logits differ by %g from the reference quantized to %s by llama.cpp", typ, d, typ)
 				}
 			}
 		})
