@@ -127,18 +127,19 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 	if c.NHeadKV == 0 {
 		c.NHeadKV = c.NHead
 	}
-	// The tokenizer's own size first (no config.json yet), then with the
-	// config's vocab_size, which pads it.
-	tok, err := hf.ReadTokenizer(hfDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Without a vocab_size, the tokenizer's own size (read before there is
+	// a config.json); then the tokenizer as the config's vocab_size pads it.
 	vocab := c.VocabSize
 	if vocab == 0 {
+		tok, err := hf.ReadTokenizer(hfDir)
+		if err != nil {
+			t.Fatal(err)
+		}
 		vocab = tok.Len()
 	}
 	writeJSONFile(t, filepath.Join(hfDir, hf.CheckpointConfigFile), c.config(vocab))
-	if tok, err = hf.ReadTokenizer(hfDir); err != nil {
+	tok, err := hf.ReadTokenizer(hfDir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if tok.Len() != vocab {
@@ -397,17 +398,17 @@ func CheckpointCases(tokenizers string) []Checkpoint {
 	return []Checkpoint{
 		{ // Llama-2 style: SPM tokenizer, GQA, untied, two shards.
 			Name: "llama-gqa-sharded", Arch: "llama", HFArch: "LlamaForCausalLM", Tokenizer: filepath.Join(tokenizers, "mistral-v0.1"),
-			NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 96, Shards: 2, Seed: 1,
+			VocabSize: 32000, NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 96, Shards: 2, Seed: 1,
 			Config: map[string]any{"bos_token_id": 1, "eos_token_id": 2},
 		},
 		{ // Mistral-7B-v0.1's layout, BF16 weights.
 			Name: "mistral-bf16", Arch: "llama", HFArch: "MistralForCausalLM", Tokenizer: filepath.Join(tokenizers, "mistral-v0.1"),
-			NEmbd: 32, NLayer: 1, NHead: 4, NHeadKV: 1, NFF: 64, DType: hf.BF16, Seed: 2,
+			VocabSize: 32000, NEmbd: 32, NLayer: 1, NHead: 4, NHeadKV: 1, NFF: 64, DType: hf.BF16, Seed: 2,
 			Config: map[string]any{"bos_token_id": 1, "eos_token_id": 2},
 		},
 		{ // Llama-3.2 style: byte-level BPE, tied embeddings, llama3 RoPE scaling.
 			Name: "llama3-rope-tied", Arch: "llama", HFArch: "LlamaForCausalLM", Tokenizer: filepath.Join(tokenizers, "llama-3.1"),
-			NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Tied: true, DType: hf.BF16, Seed: 3,
+			VocabSize: 128256, NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Tied: true, DType: hf.BF16, Seed: 3,
 			RopeScaling: map[string]any{"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
 				"original_max_position_embeddings": 2048, "rope_type": "llama3"},
 			RopeFreqs: Llama3Factors(10000, 8, 8, 1, 4, 2048),
