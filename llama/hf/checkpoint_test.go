@@ -444,3 +444,77 @@ func copyDir(t *testing.T, from, to string) {
 		}
 	}
 }
+
+// TestConvertCheckpointLinearRopeAndBiases covers what the reference cases
+// do not: linear RoPE scaling (written as rope.scaling.type and factor) and
+// a llama with attention_bias, whose q/k biases are permuted like their
+// weights' rows and whose v/o biases are copied.
+func TestConvertCheckpointLinearRopeAndBiases(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	copyDir(t, baseCheckpoint(t), dir)
+	editJSON(t, filepath.Join(dir, "config.json"), func(m map[string]any) {
+		m["rope_scaling"] = map[string]any{"type": "linear", "factor": 2.0}
+		m["attention_bias"] = true
+	})
+	// hidden 32, 4 heads of 8, 2 KV heads: q bias 32, k/v bias 16, o bias 32.
+	seq := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i)
+		}
+		return x
+	}
+	biases := map[string]int{"q_proj": 32, "k_proj": 16, "v_proj": 16, "o_proj": 32}
+	shard1 := "model-00001-of-00002.safetensors"
+	rewriteShard(t, filepath.Join(dir, shard1), func(ts []hf.TensorData) []hf.TensorData {
+		for p, n := range biases {
+			ts = append(ts, hf.TensorData{Name: "model.layers.0.self_attn." + p + ".bias", DType: hf.F32, Shape: []int64{int64(n)}, Data: gguf.EncodeF32(seq(n))})
+		}
+		return ts
+	})
+	editJSON(t, filepath.Join(dir, hf.CheckpointIndexFile), func(m map[string]any) {
+		for p := range biases {
+			m["weight_map"].(map[string]any)["model.layers.0.self_attn."+p+".bias"] = shard1
+		}
+	})
+	out := filepath.Join(t.TempDir(), "out.gguf")
+	conv, err := hf.ConvertCheckpoint(context.Background(), dir, out, hf.CheckpointOptions{Type: "f32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.String("llama.rope.scaling.type"); v != "linear" {
+		t.Errorf("llama.rope.scaling.type = %q, want linear", v)
+	}
+	if v, _ := f.Float("llama.rope.scaling.factor"); v != 2 {
+		t.Errorf("llama.rope.scaling.factor = %v, want 2", v)
+	}
+	// LlamaModel.permute on a vector: per head, HF's [first half, second
+	// half] interleaved as (0, h, 1, h+1, ...), h = head size / 2 = 4.
+	want := map[string][]float32{
+		"blk.0.attn_q.bias":      hftest.Permute(seq(32), 32, 1, 4),
+		"blk.0.attn_k.bias":      {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15},
+		"blk.0.attn_v.bias":      seq(16),
+		"blk.0.attn_output.bias": seq(32),
+	}
+	for name, w := range want {
+		if got := hftest.ReadTensorF32(t, f, name); !reflect.DeepEqual(got, w) {
+			t.Errorf("%s = %v, want %v", name, got, w)
+		}
+	}
+	if !slicesContain(conv.Permuted, "blk.0.attn_q.bias") || !slicesContain(conv.Permuted, "blk.0.attn_k.bias") {
+		t.Errorf("permuted %v: want the q and k biases among them", conv.Permuted)
+	}
+}
+
+func slicesContain(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
