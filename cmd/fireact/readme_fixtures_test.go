@@ -88,6 +88,12 @@ func newReadmeFixtures(t *testing.T) *readmeFixtures {
 	peftDir := filepath.Join(fx.work, "peft_dir")
 	mkdir(t, peftDir)
 	hftest.WritePEFT(t, peftDir, hftest.Targets(t, studentFile, 4, 1), hftest.Config(4, 8, false))
+	// A Hugging Face checkpoint (config.json, safetensors, Mistral's real tokenizer).
+	_, hfDir := hftest.WriteCheckpoint(t, filepath.Join(root, "checkpoint"), hftest.Checkpoint{
+		Arch: "llama", HFArch: "LlamaForCausalLM", Tokenizer: filepath.Join(real, "tokenizers", "mistral-v0.1"),
+		NEmbd: 32, NLayer: 1, NHead: 4, NHeadKV: 2, NFF: 64, Seed: 1,
+	})
+	link(t, hfDir, filepath.Join(fx.work, "hf_model"))
 
 	writeFile(t, filepath.Join(fx.work, "text.txt"), "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.\n")
 	writeFile(t, filepath.Join(fx.work, "g.gbnf"), "root ::= \" there was a \" [a-z]+ \".\"\n")

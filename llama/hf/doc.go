@@ -1,5 +1,6 @@
 // Package hf reads and writes Hugging Face formats in pure Go and converts
-// them to and from the GGUF files llama.cpp runs, e.g. safetensors files and
+// them to and from the GGUF files llama.cpp runs, e.g. safetensors files,
+// model checkpoints (config.json + safetensors shards, ConvertCheckpoint),
 // PEFT LoRA adapters (adapter_config.json + adapter_model.safetensors) and
 // tokenizers (tokenizer.json, tokenizer_config.json) as GGUF vocabulary metadata.
 //

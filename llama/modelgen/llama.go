@@ -11,8 +11,9 @@ import (
 // LlamaConfig describes a llama-style decoder-only transformer. Zero values
 // select the documented defaults.
 type LlamaConfig struct {
-	// Arch is the llama.cpp architecture: "llama" (default) or "qwen2"
-	// (which adds the attn_q/attn_k/attn_v bias vectors).
+	// Arch is the llama.cpp architecture: "llama" (default), "qwen2"
+	// (which adds the attn_q/attn_k/attn_v bias vectors) or "qwen3" (which
+	// adds the per-head attn_q_norm/attn_k_norm RMS norms instead).
 	Arch string
 	// Name is general.name; default "modelgen-<arch>".
 	Name string
@@ -155,9 +156,9 @@ func encodable(t gguf.Type) bool {
 // validate checks the (defaulted) configuration.
 func (c LlamaConfig) validate() error {
 	switch c.Arch {
-	case "llama", "qwen2":
+	case "llama", "qwen2", "qwen3":
 	default:
-		return fmt.Errorf("modelgen: unsupported architecture %q (want llama or qwen2)", c.Arch)
+		return fmt.Errorf("modelgen: unsupported architecture %q (want llama, qwen2 or qwen3)", c.Arch)
 	}
 	if err := c.Vocab.Validate(); err != nil {
 		return err
@@ -236,6 +237,13 @@ func (c LlamaConfig) tensors() []tensorSpec {
 				tensorSpec{name: p + "attn_q.bias", typ: gguf.TypeF32, shape: []uint64{e}},
 				tensorSpec{name: p + "attn_k.bias", typ: gguf.TypeF32, shape: []uint64{kv}},
 				tensorSpec{name: p + "attn_v.bias", typ: gguf.TypeF32, shape: []uint64{kv}},
+			)
+		}
+		if c.Arch == "qwen3" {
+			hd := uint64(c.NEmbd / c.NHead)
+			ts = append(ts,
+				tensorSpec{name: p + "attn_q_norm.weight", typ: gguf.TypeF32, shape: []uint64{hd}, ones: true},
+				tensorSpec{name: p + "attn_k_norm.weight", typ: gguf.TypeF32, shape: []uint64{hd}, ones: true},
 			)
 		}
 		ts = append(ts,
