@@ -8,46 +8,68 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 )
 
-// AddCorpusDocs adds documents to a corpus in one transaction, fills in
-// their IDs and advances each corpus's fingerprint (see CorpusVersion) in the
-// same transaction, so the fingerprint always matches the documents.
+// AddCorpusDocs adds documents to their corpora in one transaction, fills in
+// their IDs, indexes them in each corpus's own full-text table and advances
+// each corpus's fingerprint (see CorpusVersion) in the same transaction, so
+// the fingerprint and the index always match the documents. Callers stream a
+// large corpus in batches: each committed batch stays, so an interrupted
+// indexing keeps what it added.
 func (s *Store) AddCorpusDocs(ctx context.Context, docs []CorpusDoc) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO corpus (collection, title, text) VALUES (?, ?, ?)`)
+		type corpusState struct {
+			id      int64
+			version CorpusVersion
+			index   *sql.Stmt
+		}
+		insDoc, err := tx.PrepareContext(ctx, `INSERT INTO corpus_docs (corpus_id, title, text) VALUES (?, ?, ?)`)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		versions := map[string]*CorpusVersion{}
+		defer insDoc.Close()
+		states := map[string]*corpusState{}
 		var order []string
 		for i := range docs {
-			v := versions[docs[i].Corpus]
-			if v == nil {
-				cur, err := corpusVersion(ctx, tx, docs[i].Corpus)
+			st := states[docs[i].Corpus]
+			if st == nil {
+				id, err := ensureCorpusIndex(ctx, tx, docs[i].Corpus)
 				if err != nil {
 					return err
 				}
-				v = &cur
-				versions[docs[i].Corpus] = v
+				v, err := corpusVersion(ctx, tx, docs[i].Corpus)
+				if err != nil {
+					return err
+				}
+				idx, err := tx.PrepareContext(ctx, `INSERT INTO `+ftsTable(id)+` (rowid, title, text) VALUES (?, ?, ?)`)
+				if err != nil {
+					return err
+				}
+				defer idx.Close()
+				st = &corpusState{id: id, version: v, index: idx}
+				states[docs[i].Corpus] = st
 				order = append(order, docs[i].Corpus)
 			}
-			res, err := stmt.ExecContext(ctx, docs[i].Corpus, docs[i].Title, docs[i].Text)
+			res, err := insDoc.ExecContext(ctx, st.id, docs[i].Title, docs[i].Text)
 			if err != nil {
 				return fmt.Errorf("doc %q: %w", docs[i].Title, err)
 			}
 			if docs[i].ID, err = res.LastInsertId(); err != nil {
 				return err
 			}
-			v.Fingerprint = chainFingerprint(v.Fingerprint, docs[i].Title, docs[i].Text)
-			v.Docs++
+			if _, err := st.index.ExecContext(ctx, docs[i].ID, docs[i].Title, indexText(docs[i].Text)); err != nil {
+				return fmt.Errorf("index doc %q: %w", docs[i].Title, err)
+			}
+			st.version.Fingerprint = chainFingerprint(st.version.Fingerprint, docs[i].Title, docs[i].Text)
+			st.version.Docs++
 		}
 		for _, c := range order {
-			if err := putCorpusVersion(ctx, tx, *versions[c]); err != nil {
+			if err := putCorpusVersion(ctx, tx, states[c].version); err != nil {
 				return err
 			}
 		}
@@ -57,6 +79,100 @@ func (s *Store) AddCorpusDocs(ctx context.Context, docs []CorpusDoc) error {
 		return fmt.Errorf("store: add %d corpus docs: %w", len(docs), err)
 	}
 	return nil
+}
+
+// ftsTable names the full-text index of the corpus with the given id.
+func ftsTable(id int64) string { return "corpus_fts_" + strconv.FormatInt(id, 10) }
+
+// createFTS returns the DDL of a corpus's index: contentless (the text is
+// stored once, in corpus_docs, and the index holds only postings and document
+// lengths), the porter stemmer as before, and the text column indexed without
+// stop words (see indexText). detail stays full: with detail=column the
+// postings are a third smaller, but bm25 then re-tokenizes every candidate's
+// text to count its terms, which made scoring five times slower (and is
+// impossible without stored content).
+func createFTS(table string) string {
+	return `CREATE VIRTUAL TABLE IF NOT EXISTS ` + table + ` USING fts5(title, text,
+		content = '', tokenize = 'porter unicode61')`
+}
+
+// indexText is what a document's text column indexes: its words without stop
+// words, which searches drop anyway (their postings were about a third of the
+// index and the longest lists in it). Titles are indexed whole, so a query of
+// stop words only ("The Who") still finds pages by title.
+func indexText(text string) string {
+	var b strings.Builder
+	b.Grow(len(text))
+	for _, w := range queryWords(text) {
+		if !stopWords[w] {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(w)
+		}
+	}
+	return b.String()
+}
+
+// ensureCorpusIndex returns the id of a corpus, creating its row and index if
+// it is new, and building the index of a corpus that migration 0005 moved into
+// corpus_docs (built = 0) from its documents.
+func ensureCorpusIndex(ctx context.Context, tx *sql.Tx, corpus string) (int64, error) {
+	var id int64
+	var built bool
+	err := tx.QueryRowContext(ctx, `SELECT id, built FROM corpus_tables WHERE collection = ?`, corpus).Scan(&id, &built)
+	if errors.Is(err, sql.ErrNoRows) {
+		res, err := tx.ExecContext(ctx, `INSERT INTO corpus_tables (collection, built) VALUES (?, 1)`, corpus)
+		if err != nil {
+			return 0, fmt.Errorf("corpus %s: %w", corpus, err)
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, createFTS(ftsTable(id))); err != nil {
+			return 0, fmt.Errorf("corpus %s: create index: %w", corpus, err)
+		}
+		return id, nil
+	}
+	if err != nil || built {
+		return id, err
+	}
+	if err := buildIndex(ctx, tx, id); err != nil {
+		return 0, fmt.Errorf("corpus %s: build index: %w", corpus, err)
+	}
+	return id, nil
+}
+
+// buildIndex creates and fills the index of a migrated corpus. It reads all
+// rows before writing any: one connection cannot read a table while it
+// inserts into another through the same transaction's statements safely
+// across drivers, and migrated corpora are small (large ones are indexed by
+// this schema from the start).
+func buildIndex(ctx context.Context, tx *sql.Tx, id int64) error {
+	t := ftsTable(id)
+	if _, err := tx.ExecContext(ctx, createFTS(t)); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, title, text FROM corpus_docs WHERE corpus_id = ? ORDER BY id`, id)
+	if err != nil {
+		return err
+	}
+	docs, err := scanDocs(rows, false)
+	if err != nil {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO `+t+` (rowid, title, text) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, d := range docs {
+		if _, err := ins.ExecContext(ctx, d.ID, d.Title, indexText(d.Text)); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE corpus_tables SET built = 1 WHERE id = ?`, id)
+	return err
 }
 
 // CorpusVersion identifies the content of a corpus.
@@ -111,7 +227,8 @@ func corpusVersion(ctx context.Context, tx *sql.Tx, corpus string) (CorpusVersio
 	if err != nil || v.Fingerprint != "" || v.Docs == 0 {
 		return v, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT title, text FROM corpus WHERE collection = ? ORDER BY rowid`, corpus)
+	rows, err := tx.QueryContext(ctx, `SELECT d.title, d.text FROM corpus_docs d JOIN corpus_tables t ON t.id = d.corpus_id
+		WHERE t.collection = ? ORDER BY d.id`, corpus)
 	if err != nil {
 		return v, err
 	}
@@ -149,54 +266,289 @@ func chainFingerprint(prev, title, text string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// SearchCorpus returns up to k documents of the named corpus ranked by BM25
-// against the words of query (any word may match; more and rarer matches rank
-// higher). Title matches weigh twice as much as body matches. The query is
-// free text: FTS5 operators in it are treated as plain words.
+// Search planning. A question such as "Who was the first president of the
+// country that ..." used to become an OR of every word, so FTS5 ranked every
+// document containing "the", at a few microseconds each. Now stop words are
+// dropped and each remaining term's document frequency is counted (counting
+// is some hundred times cheaper than scoring); terms are taken rarest first
+// while their summed frequency stays within scoreBudget, so bm25 ranks a
+// bounded candidate set. The terms left out are the query's most frequent,
+// whose bm25 weight (IDF) is the smallest anyway. When even the rarest term
+// is over the budget, the terms are AND-ed instead (see planMatch).
+const (
+	// scoreBudget bounds the documents a search scores with bm25.
+	scoreBudget = 10000
+	// dfCap bounds a count of matching documents: beyond it a term is just
+	// common, and counting further would cost more than it tells.
+	dfCap = 100000
+	// titleWords is the longest query looked up as an exact page title.
+	titleWords = 12
+	// titleCandidates bounds the documents checked for an exact title match.
+	titleCandidates = 4096
+)
+
+// stopWords are English function words dropped from searches unless the
+// query has nothing else. A fixed list: a corpus-specific one would make the
+// same query mean different things in different corpora.
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a about above after again against all am an and any are as at be
+		because been before being below between both but by can could did do does doing down during each
+		few for from further had has have having he her here hers herself him himself his how i if in into
+		is it its itself just me more most my myself no nor not of off on once only or other our ours
+		ourselves out over own same she should so some such than that the their theirs them themselves
+		then there these they this those through to too under until up very was we were what when where
+		which while who whom whose why will with would you your yours yourself yourselves also may might
+		must shall us upon`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// SearchCorpus returns up to k documents of the named corpus for a free-text
+// query, best first. A document whose title is the query (ignoring case and
+// surrounding space) comes first, as a page named by search[entity] should;
+// the rest are ranked by BM25 over the query's rarest words (see termBudget),
+// stop words dropped unless the query is only stop words, title matches
+// weighing twice body matches. Score is the BM25 score (higher is better); an
+// exact-title document scores at least the best BM25 score, so scores never
+// increase down the list. FTS5 operators in the query are plain words.
 func (s *Store) SearchCorpus(ctx context.Context, corpus, query string, k int) ([]CorpusDoc, error) {
-	match := ftsQuery(query)
-	if match == "" || k <= 0 {
+	words := queryWords(query)
+	if len(words) == 0 || k <= 0 {
 		return nil, nil
 	}
-	// bm25() is lower-is-better (negative); Score reports its negation. The
-	// weights follow the column order: collection (unindexed), title, text.
-	rows, err := s.db.QueryContext(ctx, `SELECT rowid, collection, title, text, -bm25(corpus, 0, 2.0, 1.0) AS score
-		FROM corpus WHERE corpus MATCH ? AND collection = ?
-		ORDER BY bm25(corpus, 0, 2.0, 1.0) LIMIT ?`, match, corpus, k)
+	out, err := s.searchCorpus(ctx, corpus, query, words, k)
 	if err != nil {
 		return nil, fmt.Errorf("store: search corpus %s for %q: %w", corpus, query, err)
-	}
-	defer rows.Close()
-	var out []CorpusDoc
-	for rows.Next() {
-		var d CorpusDoc
-		if err := rows.Scan(&d.ID, &d.Corpus, &d.Title, &d.Text, &d.Score); err != nil {
-			return nil, fmt.Errorf("store: search corpus %s: %w", corpus, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: search corpus %s: %w", corpus, err)
 	}
 	return out, nil
 }
 
-// CorpusSize returns the number of documents in a corpus.
-func (s *Store) CorpusSize(ctx context.Context, corpus string) (int, error) {
+func (s *Store) searchCorpus(ctx context.Context, corpus, query string, words []string, k int) ([]CorpusDoc, error) {
+	var id int64
+	var built bool
+	// A plain read first: the write transaction below is needed only once,
+	// for a corpus migrated from the single-table schema.
+	err := s.db.QueryRowContext(ctx, `SELECT id, built FROM corpus_tables WHERE collection = ?`, corpus).Scan(&id, &built)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !built {
+		if err := s.inTx(ctx, func(tx *sql.Tx) error {
+			_, err := ensureCorpusIndex(ctx, tx, corpus)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
+	t := ftsTable(id)
+	exact, err := s.titleMatches(ctx, t, query, words, k)
+	if err != nil {
+		return nil, err
+	}
+	match, err := s.planMatch(ctx, t, words)
+	if err != nil {
+		return nil, err
+	}
+	var ranked []CorpusDoc
+	if match != "" {
+		if ranked, err = s.bm25(ctx, t, match, k); err != nil {
+			return nil, err
+		}
+	}
+	if len(exact) == 0 {
+		for i := range ranked {
+			ranked[i].Corpus = corpus
+		}
+		return ranked, nil
+	}
+	best := 0.0
+	if len(ranked) > 0 {
+		best = ranked[0].Score
+	}
+	seen := map[int64]bool{}
+	var out []CorpusDoc
+	for _, d := range exact {
+		d.Score = best
+		for _, r := range ranked {
+			if r.ID == d.ID {
+				d.Score = max(best, r.Score)
+			}
+		}
+		seen[d.ID] = true
+		out = append(out, d)
+	}
+	for _, r := range ranked {
+		if !seen[r.ID] && len(out) < k {
+			out = append(out, r)
+		}
+	}
+	for i := range out {
+		out[i].Corpus = corpus
+	}
+	return out, nil
+}
+
+// titleMatches returns up to k documents titled exactly query (ASCII case
+// ignored), found among the documents whose title holds every query word.
+func (s *Store) titleMatches(ctx context.Context, t, query string, words []string, k int) ([]CorpusDoc, error) {
+	if len(words) > titleWords {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.title, d.text
+		FROM (SELECT rowid AS id FROM `+t+` WHERE `+t+` MATCH ? LIMIT ?) c JOIN corpus_docs d ON d.id = c.id
+		WHERE trim(d.title) = ? COLLATE NOCASE ORDER BY d.id LIMIT ?`,
+		"{title} : ("+quoteTerms(words, " AND ")+")", titleCandidates, strings.TrimSpace(query), k)
+	if err != nil {
+		return nil, fmt.Errorf("title match: %w", err)
+	}
+	return scanDocs(rows, false)
+}
+
+// planMatch chooses what to score (see scoreBudget) and returns it as an
+// FTS5 query, or "" when no query word is in the corpus.
+func (s *Store) planMatch(ctx context.Context, t string, words []string) (string, error) {
+	var terms []string
+	seen := map[string]bool{}
+	for _, w := range words {
+		if !stopWords[w] && !seen[w] {
+			seen[w] = true
+			terms = append(terms, quoteTerms([]string{w}, ""))
+		}
+	}
+	if len(terms) == 0 {
+		// Only stop words, which only titles index.
+		for _, w := range words {
+			if !seen[w] {
+				seen[w] = true
+				terms = append(terms, "{title} : "+quoteTerms([]string{w}, ""))
+			}
+		}
+	}
+	type termDF struct {
+		term string
+		df   int
+	}
+	dfs := make([]termDF, 0, len(terms))
+	for _, w := range terms {
+		df, err := s.countMatches(ctx, t, w)
+		if err != nil {
+			return "", err
+		}
+		if df > 0 {
+			dfs = append(dfs, termDF{w, df})
+		}
+	}
+	if len(dfs) == 0 {
+		return "", nil
+	}
+	sort.SliceStable(dfs, func(i, j int) bool { return dfs[i].df < dfs[j].df })
+	if dfs[0].df <= scoreBudget {
+		// The rarest terms whose documents fit the budget, OR-ed.
+		pick := []string{dfs[0].term}
+		sum := dfs[0].df
+		for _, d := range dfs[1:] {
+			if sum+d.df > scoreBudget {
+				break
+			}
+			pick = append(pick, d.term)
+			sum += d.df
+		}
+		return strings.Join(pick, " OR "), nil
+	}
+	// Every term is common: AND them, rarest first, until the documents
+	// holding them all fit the budget; a term that would leave none is
+	// skipped (it is the OR-ness of the old search that such a query keeps).
+	match := dfs[0].term
+	for _, d := range dfs[1:] {
+		next := match + " AND " + d.term
+		n, err := s.countMatches(ctx, t, next)
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			continue
+		}
+		match = next
+		if n <= scoreBudget {
+			break
+		}
+	}
+	return match, nil
+}
+
+// countMatches counts the documents matching an FTS5 query, up to dfCap.
+func (s *Store) countMatches(ctx context.Context, t, match string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM corpus WHERE collection = ?`, corpus).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: corpus %s size: %w", corpus, err)
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+t+` WHERE `+t+` MATCH ? LIMIT ?)`, match, dfCap).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", match, err)
 	}
 	return n, nil
 }
 
-// ftsQuery turns free text into an FTS5 query that ORs the quoted words, so
-// quotes, parentheses, AND/NOT/NEAR and colons in an agent's search string
-// cannot make a syntax error or change the meaning.
-func ftsQuery(q string) string {
+// bm25 returns the k best documents for an FTS5 query. The ranking runs on
+// rowids alone and only the k winners are read from corpus_docs.
+func (s *Store) bm25(ctx context.Context, t, match string, k int) ([]CorpusDoc, error) {
+	// bm25() is lower-is-better (negative); Score reports its negation. The
+	// weights follow the column order: title, text.
+	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.title, d.text, r.score
+		FROM (SELECT rowid AS id, -bm25(`+t+`, 2.0, 1.0) AS score FROM `+t+` WHERE `+t+` MATCH ?
+			ORDER BY bm25(`+t+`, 2.0, 1.0) LIMIT ?) r
+		JOIN corpus_docs d ON d.id = r.id ORDER BY r.score DESC`, match, k)
+	if err != nil {
+		return nil, fmt.Errorf("rank: %w", err)
+	}
+	return scanDocs(rows, true)
+}
+
+// scanDocs reads (id, title, text[, score]) rows.
+func scanDocs(rows *sql.Rows, score bool) ([]CorpusDoc, error) {
+	defer rows.Close()
+	var out []CorpusDoc
+	for rows.Next() {
+		var d CorpusDoc
+		dest := []any{&d.ID, &d.Title, &d.Text}
+		if score {
+			dest = append(dest, &d.Score)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// CorpusSize returns the number of documents in a corpus.
+func (s *Store) CorpusSize(ctx context.Context, corpus string) (int, error) {
+	v, err := s.CorpusVersion(ctx, corpus)
+	if err != nil {
+		return 0, fmt.Errorf("store: corpus %s size: %w", corpus, err)
+	}
+	return v.Docs, nil
+}
+
+// queryWords splits free text into lower-case words (runs of letters and
+// digits), so quotes, parentheses, AND/NOT/NEAR and colons in an agent's
+// search string cannot make a syntax error or change the meaning.
+func queryWords(q string) []string {
 	words := strings.FieldsFunc(q, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 	for i, w := range words {
-		words[i] = `"` + w + `"`
+		words[i] = strings.ToLower(w)
 	}
-	return strings.Join(words, " OR ")
+	return words
+}
+
+// quoteTerms joins words as FTS5 strings with sep (" OR ", " AND ").
+func quoteTerms(words []string, sep string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = `"` + w + `"`
+	}
+	return strings.Join(q, sep)
 }

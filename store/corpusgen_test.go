@@ -10,7 +10,10 @@ import (
 )
 
 // synthCorpus makes a deterministic synthetic corpus shaped like Wikipedia
-// abstracts: about 300 characters each, a Zipfian content vocabulary, about
+// abstracts: about 300 characters each, a Zipfian content vocabulary
+// (Zipf-Mandelbrot, P(rank k) ∝ (k+50)^-1.07, so the most frequent content
+// word is in about a tenth of the documents, as "American" is in
+// Wikipedia's), about
 // 40% stop words, titles that are entity names ("First Last", capitalised
 // content words, a few with stop words), the text opening with the title and
 // now and then naming another page, as abstracts do. Documents are made on
@@ -49,7 +52,7 @@ func newSynthCorpus(seed uint64, n int) *synthCorpus {
 	c.first = pseudoWords(r, max(2000, n/200), seen)
 	c.last = pseudoWords(r, max(10000, n/8), seen)
 	c.rng = rand.New(rand.NewPCG(seed, 2))
-	c.zipfV = rand.NewZipf(c.rng, 1.07, 2, uint64(len(c.vocab)-1))
+	c.zipfV = rand.NewZipf(c.rng, 1.07, 50, uint64(len(c.vocab)-1))
 	c.zipfS = rand.NewZipf(c.rng, 1.2, 1, uint64(len(c.stops)-1))
 	c.zipfL = rand.NewZipf(c.rng, 1.01, 8, uint64(len(c.last)-1))
 	c.titles = make([]string, n)
@@ -101,7 +104,7 @@ func (c *synthCorpus) title() string {
 // the same index always gives the same document.
 func (c *synthCorpus) doc(i int) CorpusDoc {
 	r := rand.New(rand.NewPCG(c.seed^uint64(i)*0x9e3779b97f4a7c15, 3))
-	zv := rand.NewZipf(r, 1.07, 2, uint64(len(c.vocab)-1))
+	zv := rand.NewZipf(r, 1.07, 50, uint64(len(c.vocab)-1))
 	zs := rand.NewZipf(r, 1.2, 1, uint64(len(c.stops)-1))
 	var b strings.Builder
 	b.WriteString(c.titles[i])
