@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -8,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +31,7 @@ func (s *Store) AddCorpusDocs(ctx context.Context, docs []CorpusDoc) error {
 			version CorpusVersion
 			index   *sql.Stmt
 		}
+		var codec textCodec
 		insDoc, err := tx.PrepareContext(ctx, `INSERT INTO corpus_docs (corpus_id, title, text) VALUES (?, ?, ?)`)
 		if err != nil {
 			return err
@@ -55,7 +59,11 @@ func (s *Store) AddCorpusDocs(ctx context.Context, docs []CorpusDoc) error {
 				states[docs[i].Corpus] = st
 				order = append(order, docs[i].Corpus)
 			}
-			res, err := insDoc.ExecContext(ctx, st.id, docs[i].Title, docs[i].Text)
+			packed, err := codec.pack(docs[i].Text)
+			if err != nil {
+				return fmt.Errorf("doc %q: %w", docs[i].Title, err)
+			}
+			res, err := insDoc.ExecContext(ctx, st.id, docs[i].Title, packed)
 			if err != nil {
 				return fmt.Errorf("doc %q: %w", docs[i].Title, err)
 			}
@@ -235,8 +243,13 @@ func corpusVersion(ctx context.Context, tx *sql.Tx, corpus string) (CorpusVersio
 	defer rows.Close()
 	v.Docs = 0
 	for rows.Next() {
-		var title, text string
-		if err := rows.Scan(&title, &text); err != nil {
+		var title string
+		var packed any
+		if err := rows.Scan(&title, &packed); err != nil {
+			return v, err
+		}
+		text, err := unpackText(packed)
+		if err != nil {
 			return v, err
 		}
 		v.Fingerprint = chainFingerprint(v.Fingerprint, title, text)
@@ -412,21 +425,27 @@ func (s *Store) titleMatches(ctx context.Context, t, query string, words []strin
 // planMatch chooses what to score (see scoreBudget) and returns it as an
 // FTS5 query, or "" when no query word is in the corpus.
 func (s *Store) planMatch(ctx context.Context, t string, words []string) (string, error) {
+	// A word given twice counts twice, as it did when every word was an OR
+	// term: bm25 sums over the query's phrases.
 	var terms []string
-	seen := map[string]bool{}
+	times := map[string]int{}
 	for _, w := range words {
-		if !stopWords[w] && !seen[w] {
-			seen[w] = true
-			terms = append(terms, quoteTerms([]string{w}, ""))
+		if !stopWords[w] {
+			w = quoteTerms([]string{w}, "")
+			if times[w] == 0 {
+				terms = append(terms, w)
+			}
+			times[w]++
 		}
 	}
 	if len(terms) == 0 {
 		// Only stop words, which only titles index.
 		for _, w := range words {
-			if !seen[w] {
-				seen[w] = true
-				terms = append(terms, "{title} : "+quoteTerms([]string{w}, ""))
+			w = "{title} : " + quoteTerms([]string{w}, "")
+			if times[w] == 0 {
+				terms = append(terms, w)
 			}
+			times[w]++
 		}
 	}
 	type termDF struct {
@@ -443,22 +462,35 @@ func (s *Store) planMatch(ctx context.Context, t string, words []string) (string
 			dfs = append(dfs, termDF{w, df})
 		}
 	}
+	or := func(ts []termDF) string {
+		var q []string
+		for _, d := range ts {
+			for range times[d.term] {
+				q = append(q, d.term)
+			}
+		}
+		return strings.Join(q, " OR ")
+	}
 	if len(dfs) == 0 {
 		return "", nil
 	}
 	sort.SliceStable(dfs, func(i, j int) bool { return dfs[i].df < dfs[j].df })
 	if dfs[0].df <= scoreBudget {
 		// The rarest terms whose documents fit the budget, OR-ed.
-		pick := []string{dfs[0].term}
-		sum := dfs[0].df
-		for _, d := range dfs[1:] {
-			if sum+d.df > scoreBudget {
-				break
-			}
-			pick = append(pick, d.term)
-			sum += d.df
+		n, sum := 1, dfs[0].df
+		for n < len(dfs) && sum+dfs[n].df <= scoreBudget {
+			sum += dfs[n].df
+			n++
 		}
-		return strings.Join(pick, " OR "), nil
+		if n == len(dfs) {
+			return or(dfs), nil
+		}
+		// The frequent terms still count in the score of the candidates:
+		// "(rare) AND (rare OR frequent)" matches the same documents as
+		// "rare" (FTS5 seeks the frequent lists to them rather than
+		// reading them), and bm25 sums over every phrase, the rare ones
+		// twice.
+		return "(" + or(dfs[:n]) + ") AND (" + or(dfs) + ")", nil
 	}
 	// Every term is common: AND them, rarest first, until the documents
 	// holding them all fit the budget; a term that would leave none is
@@ -506,18 +538,77 @@ func (s *Store) bm25(ctx context.Context, t, match string, k int) ([]CorpusDoc, 
 	return scanDocs(rows, true)
 }
 
+// textCodec packs texts for corpus_docs (see textFlateV1); it reuses one
+// compressor, so it serves one goroutine (one AddCorpusDocs call).
+type textCodec struct {
+	w   *flate.Writer
+	buf bytes.Buffer
+}
+
+// pack returns the stored form of text: compressed, or the text itself when
+// compression would not make it shorter.
+func (c *textCodec) pack(text string) (any, error) {
+	c.buf.Reset()
+	c.buf.WriteByte(textFlateV1)
+	if c.w == nil {
+		w, err := flate.NewWriterDict(&c.buf, flate.BestCompression, []byte(textDictV1))
+		if err != nil {
+			return nil, err
+		}
+		c.w = w
+	} else {
+		c.w.Reset(&c.buf)
+	}
+	if _, err := c.w.Write([]byte(text)); err != nil {
+		return nil, fmt.Errorf("compress text: %w", err)
+	}
+	if err := c.w.Close(); err != nil {
+		return nil, fmt.Errorf("compress text: %w", err)
+	}
+	if c.buf.Len() >= len(text) {
+		return text, nil
+	}
+	return bytes.Clone(c.buf.Bytes()), nil
+}
+
+// unpackText returns the text of a stored corpus_docs.text value.
+func unpackText(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case []byte:
+		if len(v) == 0 || v[0] != textFlateV1 {
+			return "", fmt.Errorf("document text in an unknown format (a newer fireact wrote it?)")
+		}
+		r := flate.NewReaderDict(bytes.NewReader(v[1:]), []byte(textDictV1))
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return "", fmt.Errorf("decompress text: %w", err)
+		}
+		return string(b), nil
+	}
+	return "", fmt.Errorf("document text of type %T", v)
+}
+
 // scanDocs reads (id, title, text[, score]) rows.
 func scanDocs(rows *sql.Rows, score bool) ([]CorpusDoc, error) {
 	defer rows.Close()
 	var out []CorpusDoc
 	for rows.Next() {
 		var d CorpusDoc
-		dest := []any{&d.ID, &d.Title, &d.Text}
+		var packed any
+		dest := []any{&d.ID, &d.Title, &packed}
 		if score {
 			dest = append(dest, &d.Score)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
+		}
+		var err error
+		if d.Text, err = unpackText(packed); err != nil {
+			return nil, fmt.Errorf("doc %d: %w", d.ID, err)
 		}
 		out = append(out, d)
 	}
@@ -552,3 +643,32 @@ func quoteTerms(words []string, sep string) string {
 	}
 	return strings.Join(q, sep)
 }
+
+// Document texts are stored DEFLATE-compressed with a preset dictionary of
+// common encyclopedia words: abstracts are too short for DEFLATE to find much
+// repetition on its own, and the text is most of a corpus's bytes (the goal is
+// a store at most 1.5 times the raw text, index included). A text stored as
+// a BLOB starts with a format byte; a TEXT value (a document migrated from
+// schema 0004, or one that compression would not shrink) is the text itself.
+const textFlateV1 = 1
+
+// textDictV1 is the preset dictionary of format 1. It must never change:
+// stored texts need it to decompress. DEFLATE reaches its end most cheaply,
+// so the most frequent words come last.
+const textDictV1 = ` album single song band singer musician record label studio released debut episode
+season series television show station channel network newspaper magazine published publisher novel
+book author writer poet journalist painter artist actor actress director producer composer film films
+movie starring directed written produced football basketball baseball hockey player team club league
+championship cup tournament season coach professional national international olympic university college
+school institute academy church cathedral temple museum park river lake mountain island village town
+city county district province region state country capital population census located situated north
+south east west northern southern eastern western central area part member members family species genus
+known best also called named founded established formed born died married early life career history
+war army navy air force battle general president minister government political party election elected
+served house senate parliament council king queen prince emperor first second third new old century
+years year since until during between after before from with which who that this their there these
+American British English French German Italian Spanish Japanese Chinese Indian Australian Canadian
+United States Kingdom York London California Texas the United States one of the is a was an American
+as well as such as in the of the and the to the for the on the at the by the from the with the is an
+it is he was she was they were has been have been which is that is who was is the was the in which
+of his of her and his and her was born in is located in is a former is an American`

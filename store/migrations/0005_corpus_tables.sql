@@ -6,8 +6,11 @@
 --                  corpus_fts_<id> (ids keep arbitrary corpus names out of SQL
 --                  identifiers).
 --   corpus_docs    the documents of all corpora, stored once; each corpus_fts_<id>
---                  is an external-content index over its own rows (it keeps only
---                  the inverted index, not the text).
+--                  is a contentless index of its own rows (it keeps only the
+--                  inverted index, not the text). text is the text (TEXT) or,
+--                  for documents added from this schema on, the text compressed
+--                  (a BLOB; see textFlateV1 in store/corpus.go), so it has no
+--                  declared type.
 -- The per-corpus FTS5 tables are created by the store in Go, since their names
 -- depend on the data. built = 0 marks a corpus whose documents were moved here
 -- by this migration and whose index is built on first use; the store sets it to
@@ -22,7 +25,7 @@ CREATE TABLE corpus_docs (
     id        INTEGER PRIMARY KEY,
     corpus_id INTEGER NOT NULL REFERENCES corpus_tables(id),
     title     TEXT NOT NULL,
-    text      TEXT NOT NULL
+    text      NOT NULL
 );
 
 -- Existing documents keep their ids (the old FTS rowids) and insertion order,
