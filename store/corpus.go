@@ -281,18 +281,18 @@ func chainFingerprint(prev, title, text string) string {
 
 // Search planning. A question such as "Who was the first president of the
 // country that ..." used to become an OR of every word, so FTS5 ranked every
-// document containing "the", at a few microseconds each. Now stop words are
+// document containing "the", at about a microsecond each. Now stop words are
 // dropped and each remaining term's document frequency is counted (counting
-// is some hundred times cheaper than scoring); terms are taken rarest first
-// while their summed frequency stays within scoreBudget, so bm25 ranks a
-// bounded candidate set. The terms left out are the query's most frequent,
-// whose bm25 weight (IDF) is the smallest anyway. When even the rarest term
-// is over the budget, the terms are AND-ed instead (see planMatch).
+// is far cheaper than scoring); the candidates are the documents of the
+// rarest terms, taken while their summed frequency stays within scoreBudget,
+// and bm25 ranks only those, over all the query's terms (see planMatch). When
+// even the rarest term is over the budget, the terms are AND-ed instead.
 const (
 	// scoreBudget bounds the documents a search scores with bm25.
 	scoreBudget = 10000
-	// dfCap bounds a count of matching documents: beyond it a term is just
-	// common, and counting further would cost more than it tells.
+	// dfCap bounds the count that orders terms that are all over the
+	// budget: beyond it a term is just common, and counting further would
+	// cost more than it tells.
 	dfCap = 100000
 	// titleWords is the longest query looked up as an exact page title.
 	titleWords = 12
@@ -321,7 +321,7 @@ var stopWords = func() map[string]bool {
 // SearchCorpus returns up to k documents of the named corpus for a free-text
 // query, best first. A document whose title is the query (ignoring case and
 // surrounding space) comes first, as a page named by search[entity] should;
-// the rest are ranked by BM25 over the query's rarest words (see termBudget),
+// the rest are ranked by BM25 over a bounded set of candidates (see scoreBudget),
 // stop words dropped unless the query is only stop words, title matches
 // weighing twice body matches. Score is the BM25 score (higher is better); an
 // exact-title document scores at least the best BM25 score, so scores never
@@ -331,14 +331,16 @@ func (s *Store) SearchCorpus(ctx context.Context, corpus, query string, k int) (
 	if len(words) == 0 || k <= 0 {
 		return nil, nil
 	}
-	out, err := s.searchCorpus(ctx, corpus, query, words, k)
+	out, err := s.searchCorpus(ctx, corpus, query, words, k, scoreBudget)
 	if err != nil {
 		return nil, fmt.Errorf("store: search corpus %s for %q: %w", corpus, query, err)
 	}
 	return out, nil
 }
 
-func (s *Store) searchCorpus(ctx context.Context, corpus, query string, words []string, k int) ([]CorpusDoc, error) {
+// searchCorpus is SearchCorpus with the scoring budget as a parameter, so
+// tests can exercise the budget's limits on a small corpus.
+func (s *Store) searchCorpus(ctx context.Context, corpus, query string, words []string, k, budget int) ([]CorpusDoc, error) {
 	var id int64
 	var built bool
 	// A plain read first: the write transaction below is needed only once,
@@ -363,15 +365,13 @@ func (s *Store) searchCorpus(ctx context.Context, corpus, query string, words []
 	if err != nil {
 		return nil, err
 	}
-	match, err := s.planMatch(ctx, t, words)
+	p, err := s.planMatch(ctx, t, words, budget)
 	if err != nil {
 		return nil, err
 	}
-	var ranked []CorpusDoc
-	if match != "" {
-		if ranked, err = s.bm25(ctx, t, match, k); err != nil {
-			return nil, err
-		}
+	ranked, err := s.rank(ctx, t, p, k)
+	if err != nil {
+		return nil, err
 	}
 	if len(exact) == 0 {
 		for i := range ranked {
@@ -422,9 +422,9 @@ func (s *Store) titleMatches(ctx context.Context, t, query string, words []strin
 	return scanDocs(rows, false)
 }
 
-// planMatch chooses what to score (see scoreBudget) and returns it as an
-// FTS5 query, or "" when no query word is in the corpus.
-func (s *Store) planMatch(ctx context.Context, t string, words []string) (string, error) {
+// planMatch chooses what to score, at most about budget documents (see
+// scoreBudget): the empty plan when no query word is in the corpus.
+func (s *Store) planMatch(ctx context.Context, t string, words []string, budget int) (plan, error) {
 	// A word given twice counts twice, as it did when every word was an OR
 	// term: bm25 sums over the query's phrases.
 	var terms []string
@@ -454,9 +454,11 @@ func (s *Store) planMatch(ctx context.Context, t string, words []string) (string
 	}
 	dfs := make([]termDF, 0, len(terms))
 	for _, w := range terms {
-		df, err := s.countMatches(ctx, t, w)
+		// Counting stops past the budget: beyond it a term cannot be a
+		// candidate term, and counting on would cost as much as scoring.
+		df, err := s.countMatches(ctx, t, w, budget+1)
 		if err != nil {
-			return "", err
+			return plan{}, err
 		}
 		if df > 0 {
 			dfs = append(dfs, termDF{w, df})
@@ -472,51 +474,97 @@ func (s *Store) planMatch(ctx context.Context, t string, words []string) (string
 		return strings.Join(q, " OR ")
 	}
 	if len(dfs) == 0 {
-		return "", nil
+		return plan{}, nil
 	}
 	sort.SliceStable(dfs, func(i, j int) bool { return dfs[i].df < dfs[j].df })
-	if dfs[0].df <= scoreBudget {
+	if dfs[0].df <= budget {
 		// The rarest terms whose documents fit the budget, OR-ed.
 		n, sum := 1, dfs[0].df
-		for n < len(dfs) && sum+dfs[n].df <= scoreBudget {
+		for n < len(dfs) && sum+dfs[n].df <= budget {
 			sum += dfs[n].df
 			n++
 		}
 		if n == len(dfs) {
-			return or(dfs), nil
+			return plan{match: or(dfs)}, nil
 		}
-		// The frequent terms still count in the score of the candidates:
-		// "(rare) AND (rare OR frequent)" matches the same documents as
-		// "rare" (FTS5 seeks the frequent lists to them rather than
-		// reading them), and bm25 sums over every phrase, the rare ones
-		// twice.
-		return "(" + or(dfs[:n]) + ") AND (" + or(dfs) + ")", nil
+		return plan{match: or(dfs[:n]), also: or(dfs[n:])}, nil
 	}
 	// Every term is common: AND them, rarest first, until the documents
 	// holding them all fit the budget; a term that would leave none is
 	// skipped (it is the OR-ness of the old search that such a query keeps).
+	// Which is rarest takes a longer count, bounded by dfCap.
+	for i := range dfs {
+		var err error
+		if dfs[i].df, err = s.countMatches(ctx, t, dfs[i].term, dfCap); err != nil {
+			return plan{}, err
+		}
+	}
+	sort.SliceStable(dfs, func(i, j int) bool { return dfs[i].df < dfs[j].df })
 	match := dfs[0].term
 	for _, d := range dfs[1:] {
 		next := match + " AND " + d.term
-		n, err := s.countMatches(ctx, t, next)
+		n, err := s.countMatches(ctx, t, next, budget+1)
 		if err != nil {
-			return "", err
+			return plan{}, err
 		}
 		if n == 0 {
 			continue
 		}
 		match = next
-		if n <= scoreBudget {
+		if n <= budget {
 			break
 		}
 	}
-	return match, nil
+	return plan{match: match}, nil
 }
 
-// countMatches counts the documents matching an FTS5 query, up to dfCap.
-func (s *Store) countMatches(ctx context.Context, t, match string) (int, error) {
+// plan is what a search scores: the documents matching match, ranked by bm25
+// over match's terms and also's (see rank). also is "" or an OR of terms.
+type plan struct {
+	match, also string
+}
+
+// rank returns the k best documents of a plan. With also set, the candidates
+// are those of match, but also's terms count in their scores as if the query
+// were "match OR also". FTS5 has no optional operator, so two rankings are
+// merged: "(match) AND (also)" scores the candidates holding also's terms
+// over both (FTS5 seeks also's long lists to the candidates rather than
+// reading them), and "match" scores the others (those without also's terms,
+// for which it is their full score). The merge is exact: a candidate with
+// also's terms that misses the first top k has a true score below its k-th,
+// and its score in the second ranking is lower still.
+func (s *Store) rank(ctx context.Context, t string, p plan, k int) ([]CorpusDoc, error) {
+	if p.match == "" {
+		return nil, nil
+	}
+	if p.also == "" {
+		return s.bm25(ctx, t, p.match, k)
+	}
+	both, err := s.bm25(ctx, t, "("+p.match+") AND ("+p.also+")", k)
+	if err != nil {
+		return nil, err
+	}
+	some, err := s.bm25(ctx, t, p.match, k)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[int64]bool{}
+	for _, d := range both {
+		seen[d.ID] = true
+	}
+	for _, d := range some {
+		if !seen[d.ID] {
+			both = append(both, d)
+		}
+	}
+	sort.SliceStable(both, func(i, j int) bool { return both[i].Score > both[j].Score })
+	return both[:min(k, len(both))], nil
+}
+
+// countMatches counts the documents matching an FTS5 query, up to limit.
+func (s *Store) countMatches(ctx context.Context, t, match string, limit int) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+t+` WHERE `+t+` MATCH ? LIMIT ?)`, match, dfCap).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+t+` WHERE `+t+` MATCH ? LIMIT ?)`, match, limit).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", match, err)
 	}
