@@ -147,13 +147,22 @@ func BenchmarkCorpusSearch(b *testing.B) {
 	}
 	b.ResetTimer()
 
-	old, err := openLegacyCorpus(ctx, filepath.Join(dir, "old.db"))
-	if err != nil {
-		b.Fatal(err)
+	// FIREACT_BENCH_OLD=0 skips the baseline, for corpora too large to
+	// build twice on the machine at hand (its figures then read 0).
+	withOld := os.Getenv("FIREACT_BENCH_OLD") != "0"
+	var old *legacyCorpus
+	var oldTime time.Duration
+	var oldIDs map[int]int64
+	var oldSize int64
+	if withOld {
+		var err error
+		if old, err = openLegacyCorpus(ctx, filepath.Join(dir, "old.db")); err != nil {
+			b.Fatal(err)
+		}
+		defer old.db.Close()
+		oldTime, oldIDs = build(old.add)
+		oldSize = dbSize(b, old.db, filepath.Join(dir, "old.db"))
 	}
-	defer old.db.Close()
-	oldTime, oldIDs := build(old.add)
-	oldSize := dbSize(b, old.db, filepath.Join(dir, "old.db"))
 
 	s, err := Open(ctx, filepath.Join(dir, "new.db"))
 	if err != nil {
@@ -180,12 +189,17 @@ func BenchmarkCorpusSearch(b *testing.B) {
 		oldQ, _ = strconv.Atoi(v)
 		oldQ = max(1, min(oldQ, nq))
 	}
-	for _, impl := range []struct {
+	type impl struct {
 		prefix string
 		search searchFunc
 		ids    map[int]int64
 		n      int
-	}{{"old_", old.search, oldIDs, oldQ}, {"", s.SearchCorpus, newIDs, nq}} {
+	}
+	impls := []impl{{"", s.SearchCorpus, newIDs, nq}}
+	if withOld {
+		impls = append([]impl{{"old_", old.search, oldIDs, oldQ}}, impls...)
+	}
+	for _, impl := range impls {
 		lat, top1, _ := runQueries(b, impl.search, entities[:impl.n], impl.ids, true)
 		lat.report(b, impl.prefix+"entity")
 		b.ReportMetric(top1, impl.prefix+"title_top1")
