@@ -101,17 +101,17 @@ type searchFunc func(ctx context.Context, corpus, query string, k int) ([]Corpus
 // number of documents, FIREACT_BENCH_QUERIES the queries per type (200),
 // FIREACT_BENCH_OLD_QUERIES how many of them the baseline runs (all).
 //
-// Measured on 2 shared cores (load average 10-17 from other jobs, so wall
-// times are inflated; the _cpu_ figures are this process's CPU time), 100
-// queries a type, index times including the generator:
+// Measured on 2 cores shared with other jobs (the _cpu_ figures are this
+// process's CPU time, free of waiting for a core), 100 queries a type:
 //
-//	docs  impl  index_s  size/raw  entity p50/p99 ms  question p50/p99 ms  title top-1  q recall@1/@5
-//	1M    old    133      1.85      30 / 3854          4560 / 5377          1.00         0.89 / 0.93
-//	1M    new    224      1.28      14 / 73            32 / 151             1.00         0.87 / 0.93
-//	5M    new    491      1.28      4.1 / 28           17 / 77              1.00         0.80 / 0.88
+//	docs  impl  load  index_s  size/raw  entity p50/p99 ms  question p50/p99 ms  title top-1  q recall@1/@5
+//	1M    old   3.5    45       1.85      10 / 1916          1591 / 2012          1.00         0.89 / 0.93
+//	1M    new   3.5    97       1.28      2.9 / 19           11 / 39              1.00         0.87 / 0.93
+//	5M    new   10→4   491*     1.28      4.1 / 28           17 / 77              1.00         0.80 / 0.88
 //
-// (old at 1M: latencies over 30 queries, recall over all 100 from an
-// earlier run on the same corpus and queries; no baseline at 5M.)
+// old at 1M: latencies over 30 queries, recall over all 100 from another run
+// on the same corpus and queries; no baseline at 5M (building it twice did
+// not fit the time); * including generating the documents.
 func BenchmarkCorpusSearch(b *testing.B) {
 	ctx := context.Background()
 	n := benchDocs(b)
