@@ -234,7 +234,7 @@ func TestCorpusRankingVsLegacy(t *testing.T) {
 }
 
 // TestCorpusMigration: a store written by schema 0004 (one FTS table for all
-// corpora) keeps its documents, ids and fingerprints through migration 0005,
+// corpora) keeps its documents, ids and fingerprints through migration 0006,
 // and its corpora are searchable and can grow afterwards.
 func TestCorpusMigration(t *testing.T) {
 	ctx := context.Background()

@@ -1,4 +1,4 @@
--- 0005: one full-text index per corpus. Until now every corpus shared one FTS5
+-- 0006: one full-text index per corpus. Until now every corpus shared one FTS5
 -- table and was filtered after MATCH, so a large corpus slowed every search of
 -- every other, and the table stored each document's text a second time inside
 -- FTS5. Now:
