@@ -25,7 +25,23 @@ import (
 // large corpus in batches: each committed batch stays, so an interrupted
 // indexing keeps what it added.
 func (s *Store) AddCorpusDocs(ctx context.Context, docs []CorpusDoc) error {
+	return s.AddCorpusDocsFrom(ctx, docs, nil)
+}
+
+// AddCorpusDocsFrom is AddCorpusDocs that also records, in the same
+// transaction, how far src (a corpus file) has been read when src is not
+// nil: a restarted indexing of the file then resumes after exactly the
+// records whose documents are in the store.
+func (s *Store) AddCorpusDocsFrom(ctx context.Context, docs []CorpusDoc, src *CorpusSource) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if src != nil {
+			if err := putCorpusSource(ctx, tx, *src); err != nil {
+				return err
+			}
+		}
+		if len(docs) == 0 {
+			return nil
+		}
 		type corpusState struct {
 			id      int64
 			version CorpusVersion
