@@ -88,7 +88,7 @@ func DefaultConfig() Config {
 		NEmbd: 128, NLayer: 4, NHead: 4, NFF: 384, StudentSeed: 1,
 		PretrainSteps: 100, PretrainLR: 2e-3,
 		LoRASteps: 300, LoRALR: 3e-3, Rank: 16, MaxTokens: 384,
-		ImproveQuestions: 48, ImproveK: 4, RejectionSteps: 60, GRPOEpochs: 2, GRPOLR: 1e-3,
+		ImproveQuestions: 48, ImproveK: 4, RejectionSteps: 60, GRPOEpochs: 1, GRPOLR: 5e-5,
 		Noise: 0.5, Concurrency: 8,
 	}
 }
@@ -375,7 +375,9 @@ func (p *pipeline) improve(ctx context.Context, name, learner string) (bool, err
 		cfg.GRPO = improve.GRPOConfig{Epochs: c.GRPOEpochs, LR: c.GRPOLR, KL: 0.05, FormatPenalty: 0.5, MaxTokens: c.MaxTokens}
 	} else {
 		cfg.TeacherRuns = []string{"teacher-" + trajectory.MethodReAct}
-		cfg.Training = finetune.Config{MaxSteps: c.RejectionSteps, LR: c.LoRALR, Targets: llama.TargetsAll | llama.TargetOutput,
+		// Continuing a trained adapter: a third of its learning rate, so the
+		// round refines the student rather than retraining it.
+		cfg.Training = finetune.Config{MaxSteps: c.RejectionSteps, LR: c.LoRALR / 3, Targets: llama.TargetsAll | llama.TargetOutput,
 			MaxTokens: c.MaxTokens, Cutoff: c.MaxTokens, Val: -1, EvalEvery: -1, SaveEvery: 100, Seed: 1}
 	}
 	res, err := improve.Run(ctx, p.st, cfg)
