@@ -74,12 +74,16 @@ test: deps
 
 # The fault-injection suite (cmd/fireact TestFaults): FAULT_TRIALS seeded kill -9
 # trials per command, plus disk-full, read-only and second-process trials; the
-# figures table goes to faults.md. `make test` runs it with one trial each.
+# figures table goes to faults.md. `make test` runs it with one trial each. Then
+# the handle-cleanup test under the race detector.
 FAULT_TRIALS ?= 10
 FAULT_SEED ?= 1
 faults: deps
 	FIREACT_FAULT_TRIALS=$(FAULT_TRIALS) FIREACT_FAULT_SEED=$(FAULT_SEED) FIREACT_FAULT_REPORT=$(CURDIR)/faults.md \
 	  $(CGO_ENV) $(GO) test -tags '$(TAGS)' -count=1 -timeout 20m -run '^TestFaults$$' -v ./cmd/fireact
+	@# Handles dropped without Close under GC, with the race detector (its first
+	@# build recompiles llama.cpp: about 5 minutes on 2 cores, then cached).
+	$(CGO_ENV) $(GO) test -tags '$(TAGS)' -race -count=1 -run '^TestHandlesWithoutClose$$' ./llama
 	@cat faults.md
 
 bench:
