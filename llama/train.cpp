@@ -954,21 +954,32 @@ void save_params(fa_trainer * t, const std::string & path, bool moments, F set_k
     ggml_free(hctx);
 }
 
+// guarded runs f (which returns the entry point's result) for a C entry point:
+// any exception becomes -1 with its message in err, which the Go side
+// reports, and the scheduler is reset when f may have left a graph
+// allocated. No exception crosses into C.
+template <typename F>
+int32_t guarded(fa_trainer * t, char * err, size_t err_len, const char * what, bool reset_sched, F && f) {
+    try {
+        return f();
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, (std::string("unknown exception ") + what).c_str());
+    }
+    if (reset_sched) ggml_backend_sched_reset(t->sched);
+    return -1;
+}
+
 }  // namespace
 
 extern "C" {
 
 int32_t fa_train_logits(fa_trainer * t, const llama_token * tokens, int32_t n, float * out, char * err, size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "in the training forward", true, [&]() -> int32_t {
         forward_logits(t, tokens, n, out);
         return 0;
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception in the training forward");
-    }
-    ggml_backend_sched_reset(t->sched);
-    return -1;
+    });
 }
 
 fa_trainer * fa_train_init(llama_model * model, llama_context * ctx_ref, const fa_train_params * p,
@@ -989,64 +1000,40 @@ fa_trainer * fa_train_init(llama_model * model, llama_context * ctx_ref, const f
 int32_t fa_train_step(fa_trainer * t, const llama_token * tokens, const uint8_t * target, const float * token_weight,
                       int32_t n_tokens, const int32_t * seq_start, int32_t n_seqs, bool train, float lr, float * loss,
                       int32_t * n_scored, char * err, size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "in a training step", true, [&]() -> int32_t {
         *loss = run_step(t, tokens, target, token_weight, n_tokens, seq_start, n_seqs, train, lr, n_scored);
         return 0;
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception in a training step");
-    }
-    ggml_backend_sched_reset(t->sched);
-    return -1;
+    });
 }
 
 int32_t fa_train_accumulate(fa_trainer * t, const llama_token * tokens, const uint8_t * target, const float * token_weight,
                             int32_t n_tokens, const int32_t * seq_start, int32_t n_seqs, float weight, bool first,
                             float * loss, int32_t * n_scored, char * err, size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "in a gradient accumulation", true, [&]() -> int32_t {
         *loss = run_step(t, tokens, target, token_weight, n_tokens, seq_start, n_seqs, true, 0.0f, n_scored, true, weight,
                          first);
         return 0;
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception in a gradient accumulation");
-    }
-    ggml_backend_sched_reset(t->sched);
-    return -1;
+    });
 }
 
 int32_t fa_train_token_logprobs(fa_trainer * t, const llama_token * tokens, const uint8_t * target, int32_t n_tokens,
                                 const int32_t * seq_start, int32_t n_seqs, float * out, int32_t out_len, char * err,
                                 size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "in a forward pass", true, [&]() -> int32_t {
         return token_logprobs(t, tokens, target, n_tokens, seq_start, n_seqs, out, out_len);
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception in a forward pass");
-    }
-    ggml_backend_sched_reset(t->sched);
-    return -1;
+    });
 }
 
 int32_t fa_train_apply(fa_trainer * t, float lr, char * err, size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "in an optimizer step", true, [&]() -> int32_t {
         apply_step(t, lr);
         return 0;
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception in an optimizer step");
-    }
-    ggml_backend_sched_reset(t->sched);
-    return -1;
+    });
 }
 
 int32_t fa_train_save(fa_trainer * t, const char * path, const char * const * keys, const char * const * vals,
                       int32_t n_kv, char * err, size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "while saving", false, [&]() -> int32_t {
         if (t->p.full) {
             llama_model_save_to_file(t->model, path);
             return 0;
@@ -1070,16 +1057,11 @@ int32_t fa_train_save(fa_trainer * t, const char * path, const char * const * ke
             for (int32_t i = 0; i < n_kv; i++) gguf_set_val_str(g, keys[i], vals[i]);
         });
         return 0;
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception while saving");
-    }
-    return -1;
+    });
 }
 
 int32_t fa_train_save_state(fa_trainer * t, const char * path, char * err, size_t err_len) {
-    try {
+    return guarded(t, err, err_len, "while saving the training state", false, [&]() -> int32_t {
         save_params(t, path, true, [t](gguf_context * g) {
             gguf_set_val_str(g, "general.type", "fireact-train-state");
             gguf_set_val_u64(g, "fireact.train.step", (uint64_t) t->step);
@@ -1088,12 +1070,7 @@ int32_t fa_train_save_state(fa_trainer * t, const char * path, char * err, size_
             gguf_set_val_i32(g, "fireact.train.optimizer", t->p.optimizer);
         });
         return 0;
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown exception while saving the training state");
-    }
-    return -1;
+    });
 }
 
 int32_t fa_train_load_state(fa_trainer * t, const char * path, char * err, size_t err_len) {
