@@ -3,83 +3,439 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/fireact/fireact/store"
 )
 
-// corpusRow is one document of a corpus file.
-type corpusRow struct {
-	Title string `json:"title"`
-	Text  string `json:"text"`
+// Corpus file formats that Index reads.
+const (
+	// CorpusFormatAuto detects the format of each file: a directory is read
+	// as a tree of corpus files, a file starting with "[" is a JSON array of
+	// rows, and a JSON-lines file is BEIR when its first object has "_id",
+	// HotpotQA when its "text" is a list, rows otherwise.
+	CorpusFormatAuto = "auto"
+	// CorpusFormatRows is fireact's own: {"title", "text"} objects, one per
+	// line or in one JSON array.
+	CorpusFormatRows = "rows"
+	// CorpusFormatHotpotQA is a file of HotpotQA's official abstracts dump
+	// (enwiki-20171001-pages-meta-current-withlinks-abstracts/AA/wiki_00.bz2,
+	// ...): JSON lines {"id", "url", "title", "text": [sentences], ...}, whose
+	// sentences after the first start with their space, so they are joined
+	// as they are.
+	CorpusFormatHotpotQA = "hotpotqa"
+	// CorpusFormatBEIR is BEIR's corpus.jsonl: {"_id", "title", "text",
+	// "metadata"}.
+	CorpusFormatBEIR = "beir"
+)
+
+// CorpusFormats lists the formats Index accepts.
+func CorpusFormats() []string {
+	return []string{CorpusFormatAuto, CorpusFormatRows, CorpusFormatHotpotQA, CorpusFormatBEIR}
+}
+
+// IndexOptions configure Index.
+type IndexOptions struct {
+	// Corpus is the corpus name the documents are added to.
+	Corpus string
+	// Format is one of CorpusFormats ("": auto).
+	Format string
+	// Warn receives one line per malformed input line ("FILE:LINE: reason"),
+	// the first MaxWarnings of them; nil discards them (they are still
+	// counted in IndexStats.Malformed).
+	Warn io.Writer
+	// MaxWarnings bounds the lines written to Warn (0: 100), so that a
+	// foreign multi-gigabyte file does not flood the terminal.
+	MaxWarnings int
+	// Progress, when set, is called after every batch of documents added.
+	Progress func(IndexStats)
+}
+
+// IndexStats count what Index read.
+type IndexStats struct {
+	// Files is the number of files read; Formats counts them by format.
+	Files   int
+	Formats map[string]int
+	// Docs is the number of documents read for adding (all of them added
+	// once Index returns without error).
+	Docs int
+	// Malformed is the number of lines (or array elements) skipped because
+	// they were not a document of the file's format; each was reported.
+	Malformed int
+	// Empty is the number of documents skipped for having no text (the
+	// abstracts dump has pages whose abstract is empty).
+	Empty int
 }
 
 // indexBatch is the number of documents added per transaction: large enough
 // to be fast, small enough that a huge file does not sit in memory twice.
 const indexBatch = 5000
 
-// IndexFile adds the {title, text} documents of a JSONL file or a JSON array
-// to a corpus of the store's full-text index and returns how many it added.
-// Rows without text are rejected with their position.
-func IndexFile(ctx context.Context, s *store.Store, corpus, path string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("index: %w", err)
+// Index adds the documents of corpus files and directories to a corpus of the
+// store's full-text index. Malformed lines are reported to o.Warn with their
+// file and line and skipped. It fails (after indexing everything else) when a
+// path given adds no document at all, or a file of a directory has only
+// malformed lines; a file that cannot be read or decompressed fails at once.
+// Documents added before a failure stay added.
+func Index(ctx context.Context, s *store.Store, paths []string, o IndexOptions) (IndexStats, error) {
+	format := o.Format
+	if format == "" {
+		format = CorpusFormatAuto
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	first, err := firstNonSpace(br)
-	if err != nil {
-		return 0, fmt.Errorf("index %s: %w", path, err)
+	if !validFormat(format) {
+		return IndexStats{}, fmt.Errorf("index: unknown format %q (want %s)", o.Format, strings.Join(CorpusFormats(), ", "))
 	}
-	dec := json.NewDecoder(br)
-	if first == '[' {
-		if _, err := dec.Token(); err != nil {
-			return 0, fmt.Errorf("index %s: %w", path, err)
-		}
+	if o.Corpus == "" {
+		return IndexStats{}, fmt.Errorf("index: no corpus name")
 	}
-	var batch []store.CorpusDoc
-	n := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := s.AddCorpusDocs(ctx, batch); err != nil {
-			return fmt.Errorf("index %s: %w", path, err)
-		}
-		n += len(batch)
-		batch = batch[:0]
-		return nil
+	ix := &indexer{ctx: ctx, s: s, o: o, stats: IndexStats{Formats: map[string]int{}}}
+	if ix.o.MaxWarnings <= 0 {
+		ix.o.MaxWarnings = 100
 	}
-	for row := 1; ; row++ {
-		if first == '[' && !dec.More() {
-			break
+	var failed []string
+	for _, p := range paths {
+		before := ix.stats
+		fi, err := os.Stat(p)
+		if err != nil {
+			return ix.stats, fmt.Errorf("index: %w", err)
 		}
-		var r corpusRow
-		if err := dec.Decode(&r); err == io.EOF {
-			break
-		} else if err != nil {
-			return n, fmt.Errorf("index %s: row %d: %w", path, row, err)
-		}
-		if r.Text == "" {
-			return n, fmt.Errorf("index %s: row %d: no text", path, row)
-		}
-		batch = append(batch, store.CorpusDoc{Corpus: corpus, Title: r.Title, Text: r.Text})
-		if len(batch) == indexBatch {
-			if err := flush(); err != nil {
-				return n, err
+		if fi.IsDir() {
+			files, err := corpusFiles(p)
+			if err != nil {
+				return ix.stats, err
 			}
+			for _, f := range files {
+				fb := ix.stats
+				if err := ix.file(f, format); err != nil {
+					return ix.stats, err
+				}
+				if ix.stats.Docs == fb.Docs && ix.stats.Malformed > fb.Malformed {
+					failed = append(failed, fmt.Sprintf("%s: nothing indexed (%d malformed lines)", f, ix.stats.Malformed-fb.Malformed))
+				}
+			}
+		} else if err := ix.file(p, format); err != nil {
+			return ix.stats, err
+		}
+		if ix.stats.Docs == before.Docs {
+			failed = append(failed, fmt.Sprintf("%s: nothing indexed (%d malformed lines, %d empty documents)",
+				p, ix.stats.Malformed-before.Malformed, ix.stats.Empty-before.Empty))
 		}
 	}
-	return n, flush()
+	if err := ix.flush(); err != nil {
+		return ix.stats, err
+	}
+	if len(failed) > 0 {
+		return ix.stats, fmt.Errorf("index: %s", strings.Join(failed, "; "))
+	}
+	return ix.stats, nil
 }
 
+func validFormat(f string) bool {
+	for _, g := range CorpusFormats() {
+		if f == g {
+			return true
+		}
+	}
+	return false
+}
+
+// corpusFiles lists the corpus files under dir in lexical order (AA/wiki_00.bz2,
+// AA/wiki_01.bz2, AB/wiki_00.bz2, ...): names ending in .bz2, .gz, .jsonl or
+// .json, hidden files and directories skipped.
+func corpusFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			switch n := strings.ToLower(d.Name()); {
+			case strings.HasSuffix(n, ".bz2"), strings.HasSuffix(n, ".gz"), strings.HasSuffix(n, ".jsonl"), strings.HasSuffix(n, ".json"):
+				out = append(out, path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("index: no corpus files (.bz2, .gz, .jsonl, .json) under %s", dir)
+	}
+	sort.Strings(out) // WalkDir is lexical already; keep the order explicit
+	return out, nil
+}
+
+// indexer is the state of one Index call.
+type indexer struct {
+	ctx    context.Context
+	s      *store.Store
+	o      IndexOptions
+	stats  IndexStats
+	batch  []store.CorpusDoc
+	warned int
+}
+
+func (ix *indexer) warnf(path string, line int, format string, args ...any) {
+	ix.stats.Malformed++
+	if ix.o.Warn == nil {
+		return
+	}
+	ix.warned++
+	switch {
+	case ix.warned <= ix.o.MaxWarnings:
+		fmt.Fprintf(ix.o.Warn, "%s:%d: %s (skipped)\n", path, line, fmt.Sprintf(format, args...))
+	case ix.warned == ix.o.MaxWarnings+1:
+		fmt.Fprintf(ix.o.Warn, "more malformed lines: counted, not shown\n")
+	}
+}
+
+func (ix *indexer) add(d store.CorpusDoc) error {
+	ix.stats.Docs++
+	ix.batch = append(ix.batch, d)
+	if len(ix.batch) >= indexBatch {
+		return ix.flush()
+	}
+	return nil
+}
+
+func (ix *indexer) flush() error {
+	if len(ix.batch) == 0 {
+		return nil
+	}
+	if err := ix.ctx.Err(); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if err := ix.s.AddCorpusDocs(ix.ctx, ix.batch); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	ix.batch = ix.batch[:0]
+	if ix.o.Progress != nil {
+		ix.o.Progress(ix.stats)
+	}
+	return nil
+}
+
+// file indexes one file, decompressed by its suffix.
+func (ix *indexer) file(path, format string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch low := strings.ToLower(path); {
+	case strings.HasSuffix(low, ".bz2"):
+		r = bzip2.NewReader(f)
+	case strings.HasSuffix(low, ".gz"):
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("index %s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	first, err := firstNonSpace(br)
+	if errors.Is(err, io.EOF) {
+		ix.stats.Files++
+		return nil // an empty file: nothing to add (Index reports it)
+	}
+	if err != nil {
+		return fmt.Errorf("index %s: %w", path, err)
+	}
+	ix.stats.Files++
+	if first == '[' {
+		if format != CorpusFormatAuto && format != CorpusFormatRows {
+			return fmt.Errorf("index %s: a JSON array, but format %s is JSON lines", path, format)
+		}
+		ix.stats.Formats[CorpusFormatRows]++
+		return ix.array(path, br)
+	}
+	return ix.lines(path, br, format)
+}
+
+// array indexes a JSON array of rows. A syntax error ends it (the decoder
+// cannot find the next element); an element of the wrong shape is skipped.
+func (ix *indexer) array(path string, br *bufio.Reader) error {
+	dec := json.NewDecoder(br)
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("index %s: %w", path, err)
+	}
+	for i := 1; dec.More(); i++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("index %s: element %d (byte %d): %w", path, i, dec.InputOffset(), err)
+		}
+		if err := ix.doc(path, i, raw, CorpusFormatRows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lines indexes a JSON-lines file; in auto format the first object decides.
+func (ix *indexer) lines(path string, br *bufio.Reader, format string) error {
+	counted := false
+	for line := 1; ; line++ {
+		b, err := br.ReadBytes('\n')
+		if len(b) > 0 {
+			b = bytes.TrimSpace(b)
+			if len(b) > 0 {
+				if format == CorpusFormatAuto {
+					f, derr := detectFormat(b)
+					if derr != nil {
+						ix.warnf(path, line, "%s", jsonErr(derr, b))
+					}
+					format = f
+				}
+				if format != CorpusFormatAuto {
+					if !counted {
+						ix.stats.Formats[format]++
+						counted = true
+					}
+					if err := ix.doc(path, line, b, format); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("index %s: line %d: %w", path, line, err)
+		}
+	}
+}
+
+// detectFormat decides a JSON-lines file's format from one of its lines
+// (CorpusFormatAuto and the reason when the line is no JSON object).
+func detectFormat(line []byte) (string, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(line, &probe); err != nil {
+		return CorpusFormatAuto, err
+	}
+	if _, ok := probe["_id"]; ok {
+		return CorpusFormatBEIR, nil
+	}
+	if t := bytes.TrimSpace(probe["text"]); len(t) > 0 && t[0] == '[' {
+		return CorpusFormatHotpotQA, nil
+	}
+	return CorpusFormatRows, nil
+}
+
+// rawDoc holds the fields of every format, undecoded, so a wrong type is
+// reported by field name.
+type rawDoc struct {
+	ID    json.RawMessage `json:"_id"`
+	Title json.RawMessage `json:"title"`
+	Text  json.RawMessage `json:"text"`
+}
+
+// doc adds one document of format, or reports why the input is not one.
+func (ix *indexer) doc(path string, line int, b []byte, format string) error {
+	var r rawDoc
+	if err := json.Unmarshal(b, &r); err != nil {
+		ix.warnf(path, line, "%s", jsonErr(err, b))
+		return nil
+	}
+	var title, text string
+	if len(r.Title) > 0 && string(r.Title) != "null" {
+		if json.Unmarshal(r.Title, &title) != nil {
+			ix.warnf(path, line, `field "title" is not a string: %s`, clipBytes(r.Title))
+			return nil
+		}
+	}
+	switch format {
+	case CorpusFormatHotpotQA:
+		if title == "" {
+			ix.warnf(path, line, `no "title" (HotpotQA abstracts have one per page)`)
+			return nil
+		}
+		var sents []string
+		if err := json.Unmarshal(r.Text, &sents); err != nil {
+			var paras [][]string
+			if json.Unmarshal(r.Text, &paras) == nil {
+				ix.warnf(path, line, `field "text" is a list of paragraphs: this is the full processed dump, index the abstracts dump instead`)
+			} else {
+				ix.warnf(path, line, `field "text" is not a list of sentences: %s`, clipBytes(r.Text))
+			}
+			return nil
+		}
+		text = strings.Join(sents, "")
+	default:
+		if format == CorpusFormatBEIR && len(r.ID) == 0 {
+			ix.warnf(path, line, `no "_id" (BEIR corpus.jsonl rows have one)`)
+			return nil
+		}
+		if len(r.Text) == 0 {
+			ix.warnf(path, line, `no "text" field`)
+			return nil
+		}
+		if json.Unmarshal(r.Text, &text) != nil {
+			ix.warnf(path, line, `field "text" is not a string: %s`, clipBytes(r.Text))
+			return nil
+		}
+	}
+	if strings.TrimSpace(text) == "" {
+		ix.stats.Empty++
+		return nil
+	}
+	return ix.add(store.CorpusDoc{Corpus: ix.o.Corpus, Title: title, Text: text})
+}
+
+// jsonErr names the byte of a JSON syntax error within the line.
+func jsonErr(err error, b []byte) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, err)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("not a JSON object: %s", clipBytes(b))
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+// clipBytes shortens a value for a warning line.
+func clipBytes(b []byte) string {
+	const n = 60
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if len(s) > n {
+		cut := n
+		for cut > 0 && (s[cut]&0xC0) == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// firstNonSpace skips white space and a UTF-8 byte order mark and returns
+// the next byte, unread.
 func firstNonSpace(br *bufio.Reader) (byte, error) {
+	if b, err := br.Peek(3); err == nil && string(b) == "\xEF\xBB\xBF" {
+		br.Discard(3)
+	}
 	for {
 		b, err := br.Peek(1)
 		if err != nil {

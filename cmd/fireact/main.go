@@ -90,6 +90,7 @@ func newApp() *cli.App {
 			questionsCommand(),
 			reportCommand(),
 			runCommand(),
+			searchCommand(),
 			serveCommand(),
 			tokenizeCommand(),
 		},
