@@ -155,12 +155,18 @@ func validFormat(f string) bool {
 // AA/wiki_01.bz2, AB/wiki_00.bz2, ...): names ending in .bz2, .gz, .jsonl or
 // .json, hidden files and directories skipped.
 func corpusFiles(dir string) ([]string, error) {
+	// WalkDir does not enter a root that is a symbolic link (datasets often
+	// are): walk its target, and name the files under the path as given.
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
 	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
+		if path != root && strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -169,7 +175,11 @@ func corpusFiles(dir string) ([]string, error) {
 		if d.Type().IsRegular() {
 			switch n := strings.ToLower(d.Name()); {
 			case strings.HasSuffix(n, ".bz2"), strings.HasSuffix(n, ".gz"), strings.HasSuffix(n, ".jsonl"), strings.HasSuffix(n, ".json"):
-				out = append(out, path)
+				rel, err := filepath.Rel(root, path)
+				if err != nil {
+					return err
+				}
+				out = append(out, filepath.Join(dir, rel))
 			}
 		}
 		return nil

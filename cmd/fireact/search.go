@@ -35,7 +35,7 @@ func searchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			queries, err := searchQueries(args, c.String("file"))
+			queries, err := searchQueries(args, c.String("file"), c.App.Reader)
 			if err != nil {
 				return err
 			}
@@ -92,9 +92,9 @@ func searchCommand() *cli.Command {
 	}
 }
 
-// searchQueries are the positional queries or the lines of file, one of the
-// two; blank lines are skipped.
-func searchQueries(args []string, file string) ([]string, error) {
+// searchQueries are the positional queries or the lines of file ("-": stdin),
+// one of the two; blank lines are skipped.
+func searchQueries(args []string, file string, stdin io.Reader) ([]string, error) {
 	if file == "" {
 		if len(args) == 0 {
 			return nil, fmt.Errorf("want queries as arguments or --file FILE")
@@ -104,7 +104,7 @@ func searchQueries(args []string, file string) ([]string, error) {
 	if len(args) > 0 {
 		return nil, fmt.Errorf("want queries as arguments or --file FILE, not both")
 	}
-	var r io.Reader = os.Stdin
+	r := stdin
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
