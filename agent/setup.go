@@ -53,7 +53,7 @@ func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, erro
 	if err != nil {
 		return nil, err
 	}
-	if style == SearchStyleReAct && o.Backend != SearchLocal {
+	if style == SearchStyleReAct && o.Backend != SearchLocal && o.Backend != SearchNone && o.Backend != "" {
 		return nil, fmt.Errorf("agent: search style %s (Wikipedia pages and lookup) needs the local search backend, not %q", style, o.Backend)
 	}
 	switch o.Backend {

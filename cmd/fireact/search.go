@@ -71,7 +71,12 @@ func searchCommand() *cli.Command {
 						return err
 					}
 					took = append(took, time.Since(start))
-					fmt.Fprintf(w, "%s\t%s\n", tsvField(q), tsvField(o.Text))
+					// Folded to one line, as the agent records an observation.
+					text := turn.Fold(o.Text)
+					if text == "" {
+						text = "None"
+					}
+					fmt.Fprintf(w, "%s\t%s\n", tsvField(q), text)
 					continue
 				}
 				docs, err := s.SearchCorpus(c.Context, corpus, q, c.Int("k"))
