@@ -142,6 +142,13 @@ func Index(ctx context.Context, s *store.Store, paths []string, o IndexOptions) 
 	return ix.stats, nil
 }
 
+// IndexFile indexes one file or directory in the auto-detected format,
+// discarding the warnings, and returns the number of documents added.
+func IndexFile(ctx context.Context, s *store.Store, corpus, path string) (int, error) {
+	st, err := Index(ctx, s, []string{path}, IndexOptions{Corpus: corpus})
+	return st.Docs, err
+}
+
 func validFormat(f string) bool {
 	for _, g := range CorpusFormats() {
 		if f == g {
