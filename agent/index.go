@@ -142,10 +142,15 @@ func Index(ctx context.Context, s *store.Store, paths []string, o IndexOptions) 
 	return ix.stats, nil
 }
 
-// IndexFile indexes one file or directory in the auto-detected format,
-// discarding the warnings, and returns the number of documents added.
+// IndexFile indexes one file or directory in the auto-detected format and
+// returns the number of documents added. Having nowhere to report them, it
+// fails on malformed lines (after adding the good ones); Index lists them.
 func IndexFile(ctx context.Context, s *store.Store, corpus, path string) (int, error) {
-	st, err := Index(ctx, s, []string{path}, IndexOptions{Corpus: corpus})
+	var warn strings.Builder
+	st, err := Index(ctx, s, []string{path}, IndexOptions{Corpus: corpus, Warn: &warn, MaxWarnings: 3})
+	if err == nil && st.Malformed > 0 {
+		err = fmt.Errorf("index %s: %d malformed lines skipped: %s", path, st.Malformed, strings.TrimSpace(warn.String()))
+	}
 	return st.Docs, err
 }
 
