@@ -54,6 +54,7 @@ func TestGrammarSamplesLookup(t *testing.T) {
 			}
 			seen[name]++
 		}
+		t.Logf("lookup %v: sampled actions %v", lookup, seen)
 		if lookup && (seen["lookup"] == 0 || seen["search"] == 0 || seen["finish"] == 0) {
 			t.Errorf("with lookup, sampled actions %v: want all three", seen)
 		}

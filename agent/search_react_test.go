@@ -228,7 +228,7 @@ func TestReActWikiEpisodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !a.Lookup || !strings.Contains(a.Prompt.FewShot, "lookup[keyword]") || !strings.Contains(a.Prompt.FewShot, "Action 4: lookup[river]") {
+	if !a.Lookup || !strings.Contains(a.Prompt.FewShot, "lookup[keyword]") || !strings.Contains(a.Prompt.FewShot, "Action: lookup[river]\nObservation: (Result 1 / 1) The old town lies on the left bank of the Salzach river..") {
 		t.Fatalf("agent lookup %v, prompt:\n%s", a.Lookup, a.Prompt.FewShot)
 	}
 	a.LLM = llm
