@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +156,56 @@ func TestIndexMalformed(t *testing.T) {
 	}
 	if v, _ := s.CorpusVersion(ctx, "x"); v.Docs != 0 {
 		t.Fatalf("failed indexing left %d docs", v.Docs)
+	}
+}
+
+// TestIndexParallelOrder: files read at once still add their documents in
+// file order, chunk after chunk, so the corpus fingerprint (and the rowids)
+// are those of a sequential read; warnings come out in file order too.
+func TestIndexParallelOrder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// Three files, the first two over a batch (several chunks each).
+	for f, n := range []int{indexBatch + 1234, indexBatch*2 + 7, 300} {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			if i == 17 {
+				b.WriteString("{\"title\": \"bad\"\n") // malformed, reported in order
+			}
+			fmt.Fprintf(&b, "{\"title\": \"F%d D%d\", \"text\": \"File %d document %d.\"}\n", f, i, f, i)
+		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("part-%d.jsonl", f)), []byte(b.String()), 0o644)
+	}
+	var fps []string
+	var warns []string
+	for _, workers := range []int{1, 3} {
+		s := newStore(t)
+		var warn bytes.Buffer
+		st, err := Index(ctx, s, []string{dir}, IndexOptions{Corpus: "c", Workers: workers, Warn: &warn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := indexBatch + 1234 + indexBatch*2 + 7 + 300; st.Docs != want || st.Malformed != 3 || st.Files != 3 {
+			t.Fatalf("workers %d: stats %+v, want %d docs", workers, st, want)
+		}
+		v, err := s.CorpusVersion(ctx, "c")
+		if err != nil || v.Docs != st.Docs {
+			t.Fatalf("version %+v, %v", v, err)
+		}
+		fps = append(fps, v.Fingerprint)
+		warns = append(warns, warn.String())
+	}
+	if fps[0] != fps[1] || warns[0] != warns[1] {
+		t.Fatalf("parallel read differs: fingerprints %v, warnings\n%s\nvs\n%s", fps, warns[0], warns[1])
+	}
+	if !strings.HasPrefix(warns[0], filepath.Join(dir, "part-0.jsonl")+":18: ") {
+		t.Fatalf("warnings not in file order:\n%s", warns[0])
+	}
+
+	// A cancelled context stops the readers and is reported.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Index(cctx, newStore(t), []string{dir}, IndexOptions{Corpus: "c"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled index: %v", err)
 	}
 }
