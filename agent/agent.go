@@ -19,6 +19,12 @@ type Agent struct {
 	// Search serves the search action; nil means no search tool (a method
 	// with tools then observes an error message).
 	Search Tool
+	// Lookup says that Search also serves lookup[keyword] (ReAct's Wikipedia
+	// semantics, SearchStyleReAct): the grammar offers it and the invalid-
+	// action message names it. Without it a lookup is read as a malformed
+	// action and re-asked, as before lookup existed: FireAct's prompts and
+	// data have no lookup.
+	Lookup bool
 	Method Method
 	Prompt Prompt
 	// Sampling applies to every turn.
@@ -172,7 +178,7 @@ func (e *episode) run(ctx context.Context) error {
 		}
 		// turn returns a search, a finish or (Invalid) no action at all.
 		switch step.Action {
-		case turn.ActionSearch:
+		case turn.ActionSearch, turn.ActionLookup:
 			l.invalid = 0
 			if err := e.search(ctx, &step, &info); err != nil {
 				return err
@@ -268,6 +274,9 @@ func (e *episode) turn(ctx context.Context, reflection string) (trajectory.Step,
 		return step, info, nil
 	}
 	t, perr := turn.Parse(text)
+	if perr == nil {
+		perr = e.checkAction(t.Action)
+	}
 	if perr != nil {
 		// FireAct's re-ask: keep the thought's first line and ask for the action.
 		thought := turn.Fold(turn.FirstLine(strings.TrimLeft(t.Thought, " ")))
@@ -277,16 +286,29 @@ func (e *episode) turn(ctx context.Context, reflection string) (trajectory.Step,
 			return trajectory.Step{}, info, err
 		}
 		name, arg, perr2 := turn.ParseAction(more)
+		if perr2 == nil {
+			perr2 = e.checkAction(name)
+		}
 		if perr2 != nil {
 			return e.invalid(step, thought, &info, perr2), info, nil
 		}
 		t = turn.Turn{Thought: thought, Action: name, Argument: arg}
 	}
-	if t.Action == turn.ActionSearch && !e.m.Tools {
-		return e.invalid(step, t.Thought, &info, fmt.Errorf("%w: %s takes no search", turn.ErrBadAction, e.m.Name)), info, nil
+	if (t.Action == turn.ActionSearch || t.Action == turn.ActionLookup) && !e.m.Tools {
+		return e.invalid(step, t.Thought, &info, fmt.Errorf("%w: %s takes no %s", turn.ErrBadAction, e.m.Name, t.Action)), info, nil
 	}
 	step.Thought, step.Action, step.Argument = t.Thought, t.Action, t.Argument
 	return step, info, nil
+}
+
+// checkAction refuses a lookup when the search tool has none: the parser
+// knows the name, but for this agent it is as unknown as any other, so the
+// turn takes the re-ask path exactly as it did before lookup was parsed.
+func (e *episode) checkAction(name string) error {
+	if name == turn.ActionLookup && !e.a.Lookup {
+		return fmt.Errorf("%w: unknown action %q", turn.ErrBadAction, name)
+	}
+	return nil
 }
 
 // invalid turns step into an unparseable turn's step: the thought, no action
@@ -295,6 +317,9 @@ func (e *episode) turn(ctx context.Context, reflection string) (trajectory.Step,
 func (e *episode) invalid(step trajectory.Step, thought string, info *StepInfo, err error) trajectory.Step {
 	step.Thought = thought
 	step.Observation = "Invalid action (" + err.Error() + "). Valid actions are search[query] and finish[answer]."
+	if e.a.Lookup {
+		step.Observation = "Invalid action (" + err.Error() + "). Valid actions are search[entity], lookup[keyword] and finish[answer]."
+	}
 	if !e.m.Tools {
 		step.Observation = "Invalid action (" + err.Error() + "). Answer with finish[answer]."
 	}
@@ -324,9 +349,9 @@ func (e *episode) complete(ctx context.Context, in turnInput, info *StepInfo) (s
 		case e.m.AnswerOnly:
 			req.Grammar = answerGrammar()
 		case reask:
-			req.Grammar = actionGrammar(e.m.Tools)
+			req.Grammar = actionGrammar(e.m.Tools, e.a.Lookup)
 		default:
-			req.Grammar = turnGrammar(e.m.Tools)
+			req.Grammar = turnGrammar(e.m.Tools, e.a.Lookup)
 		}
 		req.MaxTokens = max(req.MaxTokens, grammarMaxTokens)
 	}
@@ -356,7 +381,11 @@ func (e *episode) complete(ctx context.Context, in turnInput, info *StepInfo) (s
 	return resp.Text, nil
 }
 
-// search calls the search tool for a step and sets its observation.
+// search calls the search tool for a step's action (search or lookup) and
+// sets its observation. The tool gets the episode's earlier tool calls
+// (WithToolHistory): a lookup reads the page of the last search, and keeping
+// that in the episode rather than in the tool lets one tool serve many
+// episodes at once.
 func (e *episode) search(ctx context.Context, step *trajectory.Step, info *StepInfo) error {
 	if e.a.Search == nil {
 		step.Observation = "Invalid action: no search tool is available. Answer with finish[answer]."
@@ -367,9 +396,16 @@ func (e *episode) search(ctx context.Context, step *trajectory.Step, info *StepI
 		key = e.q.Text
 	}
 	start := time.Now()
-	obs, err := e.a.Search.Call(WithCallSite(ctx, CallSite{Episode: key, Step: len(e.steps)}), turn.ActionSearch, step.Argument)
+	var hist []ToolCall
+	for _, s := range e.steps {
+		if s.Action == turn.ActionSearch || s.Action == turn.ActionLookup {
+			hist = append(hist, ToolCall{Action: s.Action, Arg: s.Argument})
+		}
+	}
+	tctx := WithToolHistory(WithCallSite(ctx, CallSite{Episode: key, Step: len(e.steps)}), hist)
+	obs, err := e.a.Search.Call(tctx, step.Action, step.Argument)
 	if err != nil {
-		return fmt.Errorf("agent: search %q: %w", turn.Clip(step.Argument, 60), err)
+		return fmt.Errorf("agent: %s %q: %w", step.Action, turn.Clip(step.Argument, 60), err)
 	}
 	info.Latency += time.Since(start)
 	info.Noise, info.ToolCacheHit = obs.Noise, obs.Cached

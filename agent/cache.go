@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fireact/fireact/agent/turn"
 	"github.com/fireact/fireact/store"
 )
 
 // Cache serves a tool's answers from the store's tool cache and fills the
 // cache on a miss; a hit never calls the wrapped tool (so never the network).
-// Errors of the wrapped tool are not cached: a later call tries again.
+// Errors of the wrapped tool are not cached: a later call tries again. Only
+// search is cached: a lookup's answer depends on the episode's earlier calls,
+// not on its argument alone, so it always goes to the wrapped tool.
 type Cache struct {
 	Inner Tool
 	Store *store.Store
@@ -20,6 +23,9 @@ type Cache struct {
 
 // Call implements Tool.
 func (c *Cache) Call(ctx context.Context, action, arg string) (Observation, error) {
+	if action != turn.ActionSearch {
+		return c.Inner.Call(ctx, action, arg)
+	}
 	e, ok, err := c.Store.CacheGet(ctx, c.Backend, arg)
 	if err != nil {
 		return Observation{}, fmt.Errorf("cache %s: %w", c.Backend, err)

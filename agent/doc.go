@@ -11,6 +11,9 @@
 //   - Tool: Call(ctx, action, arg) (Observation, error). Search backends
 //     (LocalSearch over the store's FTS5 corpus, SerpAPI, Replay) are Tools; Cache
 //     and Noise wrap any Tool, and what they did is recorded on the step.
+//     LocalSearch in SearchStyleReAct also answers lookup, ReAct's Wikipedia
+//     action (package wikienv), from the episode's earlier calls that the
+//     loop passes in the context (WithToolHistory).
 //   - tasks.Task: a split of questions with its metric.
 //   - Method: ReAct, CoT, Reflexion and IO are one loop (Agent.Solve) with
 //     different prompts and stop rules.

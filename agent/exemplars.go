@@ -149,6 +149,13 @@ func FewShotPrompt(task string, m Method) string {
 			searchHelp + answerRule + "\nHere are some examples.\n\n")
 		exs = pick(kind, qaReAct, yesNoReAct, choiceReAct)
 	}
+	writeExemplars(&b, task, m, exs)
+	return b.String()
+}
+
+// writeExemplars renders worked examples as the trajectory text the agent
+// writes, each ending with its finish observation and a blank line.
+func writeExemplars(b *strings.Builder, task string, m Method, exs []exemplar) {
 	for _, ex := range exs {
 		b.WriteString(ex.question)
 		b.WriteByte('\n')
@@ -162,7 +169,6 @@ func FewShotPrompt(task string, m Method) string {
 		}
 		b.WriteString("\n\n")
 	}
-	return b.String()
 }
 
 func pick(kind string, qa, yesno, choice []exemplar) []exemplar {

@@ -11,26 +11,33 @@ text ::= [^\n\[\]]
 ttext ::= [^\n\[\]:]
 `
 
-// turnGrammar is a thought and an action line, for methods with tools (search
-// or finish) or without (finish only). The thought has no ":" so that it cannot
-// hold a label the parser would read as the action.
-func turnGrammar(tools bool) string {
-	actions := `"finish"`
-	if tools {
-		actions = `("search" | "finish")`
+// grammarActions is the alternation of action names: finish only without
+// tools; search and finish with them; lookup too when the search tool has
+// ReAct's lookup (otherwise a constrained model could not be given an action
+// that its tool refuses).
+func grammarActions(tools, lookup bool) string {
+	switch {
+	case !tools:
+		return `"finish"`
+	case lookup:
+		return `("search" | "lookup" | "finish")`
 	}
-	return `root ::= " " thought "\nAction: " ` + actions + ` "[" arg "]"
+	return `("search" | "finish")`
+}
+
+// turnGrammar is a thought and an action line, for methods with tools (search
+// or finish, and lookup with ReAct's Wikipedia search) or without (finish
+// only). The thought has no ":" so that it cannot hold a label the parser
+// would read as the action.
+func turnGrammar(tools, lookup bool) string {
+	return `root ::= " " thought "\nAction: " ` + grammarActions(tools, lookup) + ` "[" arg "]"
 thought ::= [^\n\[\]: ] ttext{0,150}
 arg ::= [^\n\[\] ] text{0,60}` + grammarText
 }
 
 // actionGrammar is the action line of a re-ask.
-func actionGrammar(tools bool) string {
-	actions := `"finish"`
-	if tools {
-		actions = `("search" | "finish")`
-	}
-	return `root ::= " " ` + actions + ` "[" arg "]"
+func actionGrammar(tools, lookup bool) string {
+	return `root ::= " " ` + grammarActions(tools, lookup) + ` "[" arg "]"
 arg ::= [^\n\[\] ] text{0,60}` + grammarText
 }
 
@@ -40,5 +47,6 @@ func answerGrammar() string {
 }
 
 // grammarMaxTokens is a turn budget under which the grammars always complete:
-// every token holds at least one character.
+// every token holds at least one character ("lookup[" is as long as
+// "search[" and "finish[").
 const grammarMaxTokens = 1 + 150 + 1 + 9 + 7 + 61 + 1 + 8

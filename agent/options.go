@@ -208,6 +208,9 @@ func planKV(total, conc, need, nCtxTrain int) (per int, warning string, err erro
 const (
 	QuestionTokens    = 128
 	ObservationTokens = 128
+	// WikiObservationTokens is an observation of ReAct's Wikipedia search:
+	// five sentences of a page, or five titles.
+	WikiObservationTokens = 256
 )
 
 // ContextNeed is the most tokens one episode of a may hold: its prompt (with
@@ -236,6 +239,9 @@ func (a *Agent) ContextNeed(tok interface {
 		maxTok = max(maxTok, grammarMaxTokens)
 	}
 	obs := ObservationTokens
+	if a.Lookup {
+		obs = WikiObservationTokens
+	}
 	if !a.Method.Tools {
 		obs = 0
 	}
@@ -262,6 +268,10 @@ type AgentOptions struct {
 	// wrong. That is an oracle: fine for a teacher generating data, not for a
 	// student's score, so it is off unless asked for.
 	OracleRetry bool
+	// SearchStyle is the search tool's style (SearchOptions.Style): with
+	// SearchStyleReAct the agent may use lookup and, without PromptFile, a
+	// tool-using method gets the Wikipedia few-shot prompt (WikiFewShotPrompt).
+	SearchStyle string
 }
 
 // NewAgent builds an agent without its LLM (NewLLM sets it, sized for it).
@@ -277,13 +287,21 @@ func NewAgent(o AgentOptions, search Tool) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	style, err := ParseSearchStyle(o.SearchStyle)
+	if err != nil {
+		return nil, err
+	}
+	lookup := style == SearchStyleReAct && m.Tools
 	fewshot := FewShotPrompt(o.Task, m)
+	if lookup {
+		fewshot = WikiFewShotPrompt(o.Task, m)
+	}
 	if o.PromptFile != "" {
 		if fewshot, err = LoadPromptFile(o.PromptFile); err != nil {
 			return nil, err
 		}
 	}
-	return &Agent{Search: search, Method: m, Prompt: Prompt{Format: f, FewShot: fewshot},
+	return &Agent{Search: search, Lookup: lookup, Method: m, Prompt: Prompt{Format: f, FewShot: fewshot},
 		Sampling: o.Sampling, Grammar: o.Grammar, OracleRetry: o.OracleRetry}, nil
 }
 

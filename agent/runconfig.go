@@ -48,6 +48,10 @@ type RunConfig struct {
 	Corpus    string  `json:"corpus,omitempty"`
 	Noise     float64 `json:"noise"`
 	NoiseKind string  `json:"noise_kind,omitempty"`
+	// SearchStyle is "react" for ReAct's Wikipedia observations and lookup
+	// (SearchStyleReAct), "" for FireAct's snippets, so that runs recorded
+	// before styles existed resume unchanged.
+	SearchStyle string `json:"search_style,omitempty"`
 
 	Concurrency  int    `json:"concurrency" resume:"-"`
 	Threads      int    `json:"threads,omitempty" resume:"-"`
@@ -80,6 +84,11 @@ func NewRunConfig(ls *LLMSetup, a *Agent, so SearchOptions) RunConfig {
 	}
 	if c.Search == SearchLocal || c.Search == SearchReplay {
 		c.Corpus = so.Corpus
+	}
+	if st, err := ParseSearchStyle(so.Style); err == nil && st != SearchStyleFireAct {
+		c.SearchStyle = st
+	} else if err != nil {
+		c.SearchStyle = so.Style // NewSearch refuses it; record what was asked
 	}
 	if so.Noise > 0 {
 		c.NoiseKind = so.NoiseKind

@@ -21,6 +21,11 @@ type SearchOptions struct {
 	Backend string
 	// Corpus is the local backend's corpus name.
 	Corpus string
+	// Style is the local backend's observation style: SearchStyleFireAct
+	// ("", FireAct's snippet of the best page) or SearchStyleReAct (ReAct's
+	// Wikipedia pages, not-found titles and lookup), which only the local
+	// backend has.
+	Style string
 	// BaseURL overrides SerpAPI's endpoint.
 	BaseURL string
 	// ReplayFrom are the cache namespaces replay reads (default: serpapi and,
@@ -44,6 +49,13 @@ type SearchOptions struct {
 func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, error) {
 	var t Tool
 	var namespaces []string
+	style, err := ParseSearchStyle(o.Style)
+	if err != nil {
+		return nil, err
+	}
+	if style == SearchStyleReAct && o.Backend != SearchLocal && o.Backend != SearchNone && o.Backend != "" {
+		return nil, fmt.Errorf("agent: search style %s (Wikipedia pages and lookup) needs the local search backend, not %q", style, o.Backend)
+	}
 	switch o.Backend {
 	case SearchNone, "":
 		return nil, nil
@@ -59,8 +71,14 @@ func NewSearch(ctx context.Context, s *store.Store, o SearchOptions) (Tool, erro
 			return nil, fmt.Errorf("agent: corpus %q in %s is missing or empty; index it first: fireact index FILE --corpus %s --db %s",
 				o.Corpus, s.Path(), o.Corpus, s.Path())
 		}
-		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus}, Store: s, Backend: LocalCacheBackend(v)}
-		namespaces = []string{LocalCacheBackend(v)}
+		ns := LocalCacheBackend(v)
+		if style == SearchStyleReAct {
+			// Another observation text for the same query: its own namespace,
+			// so neither style's cached results answer for the other.
+			ns += "+" + SearchStyleReAct
+		}
+		t = &Cache{Inner: &LocalSearch{Store: s, Corpus: o.Corpus, Style: style}, Store: s, Backend: ns}
+		namespaces = []string{ns}
 	case SearchSerpAPI:
 		sa, err := NewSerpAPI(o.BaseURL)
 		if err != nil {

@@ -5,8 +5,10 @@ import (
 	"errors"
 )
 
-// Tool runs one action of the agent (search) and returns what the agent
-// observes. Implementations must be safe for concurrent use.
+// Tool runs one action of the agent (search, or lookup with ReAct's
+// Wikipedia semantics) and returns what the agent observes. Implementations
+// must be safe for concurrent use; per-episode state comes from the context
+// (ToolHistoryFrom), never from the tool.
 type Tool interface {
 	Call(ctx context.Context, action, arg string) (Observation, error)
 }
@@ -49,4 +51,28 @@ func WithCallSite(ctx context.Context, cs CallSite) context.Context {
 func CallSiteFrom(ctx context.Context) (CallSite, bool) {
 	cs, ok := ctx.Value(callSiteKey{}).(CallSite)
 	return cs, ok
+}
+
+// toolHistoryKey is the context key of WithToolHistory.
+type toolHistoryKey struct{}
+
+// ToolCall is an earlier tool call of an episode.
+type ToolCall struct {
+	Action string // turn.ActionSearch or turn.ActionLookup
+	Arg    string
+}
+
+// WithToolHistory returns ctx carrying the episode's tool calls before the
+// one made with it, in order. A stateful action (lookup reads the page of the
+// last search) is answered from it, so the tool keeps no per-episode state and
+// a search answered by the cache still counts.
+func WithToolHistory(ctx context.Context, calls []ToolCall) context.Context {
+	return context.WithValue(ctx, toolHistoryKey{}, calls)
+}
+
+// ToolHistoryFrom returns the tool calls carried by ctx (none outside an
+// episode).
+func ToolHistoryFrom(ctx context.Context) []ToolCall {
+	h, _ := ctx.Value(toolHistoryKey{}).([]ToolCall)
+	return h
 }

@@ -11,16 +11,20 @@ import (
 	"unicode/utf8"
 )
 
-// Action names a turn may use.
+// Action names a turn may use. Lookup is ReAct's Wikipedia action (the next
+// sentence of the last page found that holds a keyword); the parser accepts
+// it always, and the agent treats it as malformed where its search tool has
+// no lookup (FireAct's prompts never use it).
 const (
 	ActionSearch = "search"
+	ActionLookup = "lookup"
 	ActionFinish = "finish"
 )
 
 // Turn is one model turn parsed into a thought and an action.
 type Turn struct {
 	Thought  string
-	Action   string // ActionSearch or ActionFinish
+	Action   string // ActionSearch, ActionLookup or ActionFinish
 	Argument string
 }
 
@@ -106,7 +110,7 @@ func parseActionLine(line string) (name, arg string, err error) {
 		return "", "", fmt.Errorf("%w: %q", ErrBadAction, Clip(line, 80))
 	}
 	name = strings.ToLower(m[1])
-	if name != ActionSearch && name != ActionFinish {
+	if name != ActionSearch && name != ActionLookup && name != ActionFinish {
 		return "", "", fmt.Errorf("%w: unknown action %q", ErrBadAction, m[1])
 	}
 	arg = m[2]

@@ -26,7 +26,11 @@ func TestParseTurn(t *testing.T) {
 		{"multi-line thought", " one\ntwo\n\nAction: finish[z]", "one two", "finish", "z", nil},
 		{"answer label", " Mozart was born in Salzburg.\nAnswer: Salzburg", "Mozart was born in Salzburg.", "finish", "Salzburg", nil},
 		{"no action", " just thinking", "just thinking", "", "", ErrNoAction},
-		{"unknown action", " hm\nAction: lookup[x]", "hm", "", "", ErrBadAction},
+		{"lookup", " The page may say when.\nAction: lookup[born]", "The page may say when.", "lookup", "born", nil},
+		{"lookup capitalised, numbered", " Thought 3: look\nAction 3: Lookup [director ]", "look", "lookup", "director", nil},
+		{"lookup inline", " Check it. Action: lookup[award]", "Check it.", "lookup", "award", nil},
+		{"empty lookup", " hm\nAction: lookup[]", "hm", "", "", ErrBadAction},
+		{"unknown action", " hm\nAction: think[x]", "hm", "", "", ErrBadAction},
 		{"empty arg", " hm\nAction: search[]", "hm", "", "", ErrBadAction},
 		{"no brackets", " hm\nAction: finish", "hm", "", "", ErrBadAction},
 		{"empty", "", "", "", "", ErrNoAction},
@@ -48,6 +52,9 @@ func TestParseActionAndAnswer(t *testing.T) {
 	if n, a, err := ParseAction(" finish[Richard Nixon]"); err != nil || n != "finish" || a != "Richard Nixon" {
 		t.Fatalf("ParseAction = %q %q %v", n, a, err)
 	}
+	if n, a, err := ParseAction(" lookup[first film]\nObservation: x"); err != nil || n != "lookup" || a != "first film" {
+		t.Fatalf("ParseAction(lookup) = %q %q %v", n, a, err)
+	}
 	if _, _, err := ParseAction(" dance"); !errors.Is(err, ErrBadAction) {
 		t.Fatalf("ParseAction(dance) err = %v", err)
 	}
@@ -67,7 +74,7 @@ func FuzzParseTurn(f *testing.F) {
 	for _, s := range []string{
 		" I need X.\nAction: search[X]", "Thought 1: a\nAction 1: Finish[b]", "Action: finish[42]",
 		" So Y. Action: finish[Y]", " ok\nAction: search[a [b] c] tail", " x\nAnswer: y", "",
-		" Thought: Thought: a\nAction: search[", "Action:\n:[]", " \u00e9\nAction : finish[\u00fc]]",
+		" Thought: Thought: a\nAction: search[", "Action:\n:[]", " \u00e9\nAction : finish[\u00fc]]", " look\nAction: Lookup[born]",
 	} {
 		f.Add(s)
 	}
@@ -76,7 +83,7 @@ func FuzzParseTurn(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if turn.Action != ActionSearch && turn.Action != ActionFinish {
+		if turn.Action != ActionSearch && turn.Action != ActionLookup && turn.Action != ActionFinish {
 			t.Fatalf("action %q", turn.Action)
 		}
 		if turn.Argument == "" || strings.ContainsAny(turn.Argument, "\r\n") || strings.ContainsAny(turn.Thought, "\r\n") {

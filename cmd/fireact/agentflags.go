@@ -40,6 +40,7 @@ func agentFlags(defaultFormat string, oracleRetry bool) []cli.Flag {
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of sampling and noise"},
 		&cli.StringFlag{Name: "search", Value: agent.SearchLocal, Usage: "search backend: serpapi (key from " + agent.SerpAPIKeyEnv + "), local, replay or none"},
 		&cli.StringFlag{Name: "corpus", Value: "wiki", Usage: "local search corpus `NAME` (fireact index)"},
+		&cli.StringFlag{Name: "search-style", Value: agent.SearchStyleFireAct, Usage: "local search observations: fireact (a snippet of the best page, as FireAct's Google search) or react (ReAct's Wikipedia: a page's first sentences or similar titles, and lookup[keyword])"},
 		&cli.StringFlag{Name: "search-url", Usage: "SerpAPI endpoint `URL` override"},
 		&cli.Float64Flag{Name: "noise", Usage: "probability that a search observation is replaced (FireAct's robustness test)"},
 		&cli.StringFlag{Name: "noise-kind", Value: agent.NoiseMixed, Usage: "what replaces a noisy observation: none (\"None\"), random (another query's recorded observation, never a new search) or mixed (either)"},
@@ -68,13 +69,14 @@ func llmOptions(c *cli.Context) (agent.LLMOptions, error) {
 func agentOptions(c *cli.Context, method, task string) agent.AgentOptions {
 	return agent.AgentOptions{Method: method, MaxTurns: c.Int("max-turns"), Format: c.String("format"), Task: task,
 		PromptFile: c.String("prompt-file"), Grammar: c.Bool("grammar"), OracleRetry: c.Bool("oracle-retry"),
+		SearchStyle: c.String("search-style"),
 		Sampling: agent.Sampling{Temperature: c.Float64("temperature"), TopP: c.Float64("top-p"),
 			MaxTokens: c.Int("max-tokens"), Seed: c.Int64("seed")}}
 }
 
 // searchOptions reads the search and noise flags.
 func searchOptions(c *cli.Context) agent.SearchOptions {
-	return agent.SearchOptions{Backend: c.String("search"), Corpus: c.String("corpus"), BaseURL: c.String("search-url"),
+	return agent.SearchOptions{Backend: c.String("search"), Corpus: c.String("corpus"), Style: c.String("search-style"), BaseURL: c.String("search-url"),
 		Noise: c.Float64("noise"), NoiseKind: c.String("noise-kind"), Seed: c.Int64("seed")}
 }
 

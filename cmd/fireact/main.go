@@ -100,6 +100,7 @@ func newApp() *cli.App {
 			reportCommand(),
 			rlCommand(),
 			runCommand(),
+			searchCommand(),
 			serveCommand(),
 			tokenizeCommand(),
 		},

@@ -102,6 +102,10 @@ func newReadmeFixtures(t *testing.T) *readmeFixtures {
 		fmt.Fprintf(&wiki, "{\"title\": %q, \"text\": %q}\n", q["answer"], "A page about "+fmt.Sprint(q["answer"])+".")
 	}
 	writeFile(t, filepath.Join(fx.work, "wiki.jsonl"), wiki.String())
+	// HotpotQA's abstracts dump and a BEIR corpus, in their real layouts.
+	link(t, mustAbs(t, "../../agent/testdata/hotpotqa/enwiki-20171001-pages-meta-current-withlinks-abstracts"),
+		filepath.Join(fx.work, "enwiki-20171001-pages-meta-current-withlinks-abstracts"))
+	copyFile(t, "../../agent/testdata/beir/corpus.jsonl", filepath.Join(fx.work, "corpus.jsonl"))
 	fx.writeFireActResults(t, dev)
 
 	// The teacher: an OpenAI-compatible server that answers each question
@@ -276,6 +280,15 @@ func link(t *testing.T, from, to string) {
 	if err := os.Symlink(from, to); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustAbs(t *testing.T, path string) string {
+	t.Helper()
+	p, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func writeFile(t *testing.T, path, text string) {
