@@ -6,6 +6,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,6 +82,10 @@ type IndexStats struct {
 	// Empty is the number of documents skipped for having no text (the
 	// abstracts dump has pages whose abstract is empty).
 	Empty int
+	// Resumed counts the files an earlier, interrupted Index of the same
+	// corpus had partly read (their records before that point are not read
+	// again), and Indexed those it had read to the end (skipped whole).
+	Resumed, Indexed int
 }
 
 // indexBatch is the number of documents added per transaction: large enough
@@ -137,6 +142,9 @@ func Index(ctx context.Context, s *store.Store, paths []string, o IndexOptions) 
 	}
 	for _, j := range jobs {
 		j.out = make(chan indexChunk, 2)
+		if err := j.resumeFrom(ctx, s, o.Corpus); err != nil {
+			return IndexStats{}, err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -175,6 +183,59 @@ type indexJob struct {
 	arg   int  // index of the path given that holds it
 	inDir bool // found in a directory given
 	out   chan indexChunk
+	// src is the file's indexing progress: what an earlier Index of this
+	// corpus read of it (its reader skips src.Records records, or the whole
+	// file when src.Done), advanced in the transactions that add its
+	// documents.
+	src     store.CorpusSource
+	resumed bool
+}
+
+// resumeFrom looks up how far an earlier Index read the job's file into
+// corpus. A file changed since (another size, modification time or first
+// MiB) is refused: its documents already in the corpus would be mixed with
+// the new version's.
+func (j *indexJob) resumeFrom(ctx context.Context, s *store.Store, corpus string) error {
+	abs, err := filepath.Abs(j.path)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	id, err := fileIdentity(j.path)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	prev, ok, err := s.CorpusSourceProgress(ctx, corpus, abs)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if ok && prev.Identity != id {
+		return fmt.Errorf("index: %s changed since it was indexed into corpus %q (%d records read, done: %v); index the new version into another corpus",
+			j.path, corpus, prev.Records, prev.Done)
+	}
+	if !ok {
+		prev = store.CorpusSource{Corpus: corpus, Source: abs, Identity: id}
+	}
+	j.src, j.resumed = prev, ok && !prev.Done && prev.Records > 0
+	return nil
+}
+
+// fileIdentity names a file's content cheaply: its size, modification time
+// and the SHA-256 of its first MiB.
+func fileIdentity(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, 1<<20); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return fmt.Sprintf("%d:%d:%x", fi.Size(), fi.ModTime().UnixNano(), h.Sum(nil)[:16]), nil
 }
 
 // indexChunk is up to indexBatch documents of a file with what was skipped
@@ -184,6 +245,7 @@ type indexChunk struct {
 	warns     []lineWarn
 	malformed int
 	empty     int
+	records   int    // records of the file this chunk covers (documents, malformed and empty)
 	format    string // the file's format once known ("" before)
 	err       error  // the file cannot be read on: its last chunk
 }
@@ -202,6 +264,14 @@ func (ix *indexer) consume(jobs []*indexJob, paths []string) (IndexStats, error)
 	var failed []string
 	for _, j := range jobs {
 		docs, malformed, format := 0, 0, ""
+		argDocs[j.arg] += j.src.Docs // added by an earlier Index of this file
+		switch {
+		case j.src.Done:
+			ix.stats.Indexed++
+		case j.resumed:
+			ix.stats.Resumed++
+		}
+		ix.src = &j.src
 		for ch := range j.out {
 			for _, w := range ch.warns {
 				ix.warn(j.path, w)
@@ -213,18 +283,35 @@ func (ix *indexer) consume(jobs []*indexJob, paths []string) (IndexStats, error)
 			if ch.format != "" {
 				format = ch.format
 			}
-			for _, d := range ch.docs {
-				if err := ix.add(d); err != nil {
-					return ix.stats, err
-				}
-			}
+			ix.stats.Docs += len(ch.docs)
+			ix.batch = append(ix.batch, ch.docs...)
+			j.src.Records += ch.records
+			j.src.Docs += len(ch.docs)
+			j.src.Skipped += ch.malformed + ch.empty
 			docs += len(ch.docs)
 			if ch.err != nil {
-				return ix.stats, ch.err
+				// What was read before the error is kept, with the progress
+				// that lets a rerun go on after it.
+				return ix.stats, errors.Join(ch.err, ix.flush())
+			}
+			// Whole chunks only, so the progress recorded with a batch
+			// counts exactly the records whose documents it holds.
+			if len(ix.batch) >= indexBatch {
+				if err := ix.flush(); err != nil {
+					return ix.stats, err
+				}
 			}
 		}
 		if err := ix.ctx.Err(); err != nil {
 			return ix.stats, fmt.Errorf("index: %w", err)
+		}
+		if !j.src.Done {
+			// The file's last documents with its end, in one transaction; a
+			// batch never spans two files.
+			j.src.Done = true
+			if err := ix.flush(); err != nil {
+				return ix.stats, err
+			}
 		}
 		ix.stats.Files++
 		if format != "" {
@@ -235,9 +322,6 @@ func (ix *indexer) consume(jobs []*indexJob, paths []string) (IndexStats, error)
 		if j.inDir && docs == 0 && malformed > 0 {
 			failed = append(failed, fmt.Sprintf("%s: nothing indexed (%d malformed lines)", j.path, malformed))
 		}
-	}
-	if err := ix.flush(); err != nil {
-		return ix.stats, err
 	}
 	for i, p := range paths {
 		if argDocs[i] == 0 {
@@ -326,6 +410,7 @@ type indexer struct {
 	o      IndexOptions
 	stats  IndexStats
 	batch  []store.CorpusDoc
+	src    *store.CorpusSource // progress of the file the batch is from
 	warned int
 }
 
@@ -343,23 +428,12 @@ func (ix *indexer) warn(path string, w lineWarn) {
 	}
 }
 
-func (ix *indexer) add(d store.CorpusDoc) error {
-	ix.stats.Docs++
-	ix.batch = append(ix.batch, d)
-	if len(ix.batch) >= indexBatch {
-		return ix.flush()
-	}
-	return nil
-}
-
+// flush adds the batch with its file's progress in one transaction.
 func (ix *indexer) flush() error {
-	if len(ix.batch) == 0 {
-		return nil
-	}
 	if err := ix.ctx.Err(); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := ix.s.AddCorpusDocs(ix.ctx, ix.batch); err != nil {
+	if err := ix.s.AddCorpusDocsFrom(ix.ctx, ix.batch, ix.src); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	ix.batch = ix.batch[:0]
@@ -376,13 +450,28 @@ type fileReader struct {
 	corpus string
 	format string // CorpusFormatAuto until the first object decides
 	cur    indexChunk
+	seen   int // records met so far, those skipped on a resume included
+}
+
+// next counts a record and reports whether to read it: the first
+// j.src.Records were read by an earlier Index.
+func (fr *fileReader) next() bool {
+	fr.seen++
+	if fr.seen <= fr.j.src.Records {
+		return false
+	}
+	fr.cur.records++
+	return true
 }
 
 // readCorpusFile reads a job's file and sends its chunks, the last one with
 // the error that ended it, if any; it closes j.out when done, or early when
-// ctx ends.
+// ctx ends. A file an earlier Index read to its end is not read again.
 func readCorpusFile(ctx context.Context, j *indexJob, format, corpus string) {
 	defer close(j.out)
+	if j.src.Done {
+		return
+	}
 	fr := &fileReader{ctx: ctx, j: j, corpus: corpus, format: format}
 	fr.cur.err = fr.read()
 	fr.send()
@@ -466,6 +555,9 @@ func (fr *fileReader) array(br *bufio.Reader) error {
 		if err := dec.Decode(&raw); err != nil {
 			return fmt.Errorf("index %s: element %d (byte %d): %w", path, i, dec.InputOffset(), err)
 		}
+		if !fr.next() {
+			continue
+		}
 		if err := fr.doc(i, raw); err != nil {
 			return err
 		}
@@ -478,14 +570,15 @@ func (fr *fileReader) lines(br *bufio.Reader) error {
 	for line := 1; ; line++ {
 		b, err := br.ReadBytes('\n')
 		if b = bytes.TrimSpace(b); len(b) > 0 {
+			read := fr.next()
 			if fr.format == CorpusFormatAuto {
 				f, derr := detectFormat(b)
-				if derr != nil {
+				if derr != nil && read {
 					fr.warnf(line, "%s", jsonErr(derr, b))
 				}
 				fr.format = f
 			}
-			if fr.format != CorpusFormatAuto {
+			if fr.format != CorpusFormatAuto && read {
 				if err := fr.doc(line, b); err != nil {
 					return err
 				}

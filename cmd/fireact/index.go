@@ -53,6 +53,9 @@ func indexCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "indexed %d documents into corpus %q (%d in all, cached searches under %s)\n", st.Docs, c.String("corpus"), v.Docs, agent.LocalCacheBackend(v))
 			fmt.Fprintf(c.App.Writer, "read %d files (%s); skipped %d malformed lines and %d empty documents\n", st.Files, formatCounts(st.Formats), st.Malformed, st.Empty)
+			if st.Resumed > 0 || st.Indexed > 0 {
+				fmt.Fprintf(c.App.Writer, "resumed %d files an interrupted index had partly read; %d files were indexed already (not added again)\n", st.Resumed, st.Indexed)
+			}
 			return ierr
 		},
 	}
