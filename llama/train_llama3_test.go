@@ -225,7 +225,7 @@ func loraNames(set Target) []string {
 
 // checkGradients compares, for each named parameter, the gradient implied by one
 // SGD step (the element that moved most) with a central finite difference of
-// the loss, as TestTrainGradientCheck does. tr must use OptimizerSGD and have
+// the loss (every gradient check of the trainer uses it). tr must use OptimizerSGD and have
 // taken a few steps, so that B is away from zero and A has a gradient.
 func checkGradients(t *testing.T, tr *Trainer, b TrainBatch, names []string) {
 	t.Helper()

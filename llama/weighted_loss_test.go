@@ -46,44 +46,8 @@ func TestWeightedLoss(t *testing.T) {
 
 	// Advantages of both signs, as a group of rollouts has them.
 	wb := weighted(b, func(i int) float32 { return []float32{1.5, -0.7, 0.3, -1.2}[i%4] })
-	const lr = 1e-3
-	const h = 1e-2
-	for _, name := range []string{"blk.0.attn_q.weight.lora_b", "blk.1.ffn_down.weight.lora_b", "output.weight.lora_b",
-		"blk.0.attn_k.weight.lora_a", "blk.1.attn_output.weight.lora_a"} {
-		before, err := tr.Param(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tr.Step(wb, lr); err != nil {
-			t.Fatal(err)
-		}
-		after, _ := tr.Param(name)
-		k := 0
-		for i := range before {
-			if math.Abs(float64(after[i]-before[i])) > math.Abs(float64(after[k]-before[k])) {
-				k = i
-			}
-		}
-		grad := float64(before[k]-after[k]) / lr
-		plus := append([]float32(nil), before...)
-		minus := append([]float32(nil), before...)
-		plus[k] += h
-		minus[k] -= h
-		tr.SetParam(name, plus)
-		lp, err := tr.Eval(wb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.SetParam(name, minus)
-		lm, _ := tr.Eval(wb)
-		tr.SetParam(name, before)
-		fd := (lp.Loss - lm.Loss) / (2 * h)
-		if math.Abs(fd-grad) > 0.05*math.Abs(fd)+1e-3 {
-			t.Errorf("%s[%d]: autodiff %.6f, finite difference %.6f", name, k, grad, fd)
-		} else {
-			t.Logf("%s[%d]: autodiff %.6f, finite difference %.6f", name, k, grad, fd)
-		}
-	}
+	checkGradients(t, tr, wb, []string{"blk.0.attn_q.weight.lora_b", "blk.1.ffn_down.weight.lora_b", "output.weight.lora_b",
+		"blk.0.attn_k.weight.lora_a", "blk.1.attn_output.weight.lora_a"})
 
 	// A negative weight is a penalty: steps on it make the text less likely.
 	start, _ := tr.Eval(b)
