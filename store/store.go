@@ -102,7 +102,15 @@ func dsn(path string) string {
 	q.Set("_busy_timeout", strconv.Itoa(int(busyTimeout/time.Millisecond)))
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
-	return "file:" + path + "?" + q.Encode()
+	return "file:" + uriPath(path) + "?" + q.Encode()
+}
+
+// uriPath escapes the characters that would end or change the path of a
+// SQLite URI filename: "?" (the query), "#" (a fragment) and "%" itself.
+// Without it a database named "runs#2.db" opened "runs" (a fuzzer found it,
+// through a test's temporary directory).
+func uriPath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // Close closes the database.

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +92,36 @@ func TestPathFromEnv(t *testing.T) {
 	}
 	if got := PathFromEnv("f.db"); got != "f.db" {
 		t.Errorf("flag = %q", got)
+	}
+}
+
+// TestOpenPathWithURICharacters opens databases whose names hold the
+// characters a SQLite URI gives a meaning ("?", "#", "%"): each is its own
+// file under exactly its name.
+func TestOpenPathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	for i, name := range []string{"runs#2.db", "a?b.db", "100%.db", "x%23y.db"} {
+		path := filepath.Join(dir, name)
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := s.CreateRun(context.Background(), &Run{Name: fmt.Sprint("run", i), Kind: KindEval}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("%s: the database is not at its path: %v", name, err)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), "-wal") && !strings.HasSuffix(e.Name(), "-shm") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) != 4 {
+		t.Errorf("files in the directory: %v, want the four databases only", names)
 	}
 }

@@ -14,12 +14,15 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fireact/fireact/demo"
+	"github.com/fireact/fireact/improve/improvetest"
 	"github.com/fireact/fireact/llama/modelgen"
 	"github.com/fireact/fireact/store"
 )
@@ -409,6 +412,11 @@ func TestFaults(t *testing.T) {
 		w.killTrials(t, "generate", seedDB, generate, episodes("gen"))
 		w.killTrials(t, "eval", seedDB, eval, episodes("ev"))
 		w.killTrials(t, "finetune", filepath.Join(gen, "fireact.db"), finetune, adapter("out/a.gguf"))
+		// The reward loops take a minute a trial: `make faults` runs them, a
+		// single-trial run (make test) does not.
+		if w.trials > 1 {
+			w.improveKillTrials(t)
+		}
 	})
 
 	t.Run("disk-full", func(t *testing.T) {
@@ -585,4 +593,57 @@ func runClaimed(dir string) bool {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// improveKillTrials kills rejection-sampling and GRPO jobs (fireact improve
+// and fireact rl, one round on the small demo world) and reruns them: the
+// rounds, their sample runs and the final adapter must be those of an
+// uninterrupted job.
+func (w *faultWorld) improveKillTrials(t *testing.T) {
+	d := improvetest.NewWorld(t, demo.SmallConfig().World)
+	if _, err := d.Store.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	trials := w.trials
+	w.trials = max(1, trials/3)
+	defer func() { w.trials = trials }()
+	common := []string{"--run", "job", "--dir", "imp", "--base", d.Base, "--lora", d.SFT, "--task", "world", "--small",
+		"--corpus", d.Corpus, "--order", "natural", "--train-limit", "4", "--dev-limit", "3", "--rounds", "1", "--k", "2",
+		"--temperature", "0.8", "--max-tokens", "48", "--max-turns", "4", "--grammar", "-j", "4", "-t", "1"}
+	rs := append(append([]string{"improve"}, common...), "--teacher", improvetest.TeacherRun, "--steps", "4", "--lr", "3e-3",
+		"--cutoff", "256", "--batch-tokens", "256", "--targets", "all")
+	rl := append(append([]string{"rl"}, common...), "--lr", "1e-4", "--batch-tokens", "512", "--kl", "0.05")
+	w.killTrials(t, "improve (rejection sampling)", d.DB, rs, rounds("job", "imp/round-1.lora.gguf"))
+	w.killTrials(t, "rl (GRPO)", d.DB, rl, rounds("job", "imp/round-1.lora.gguf"))
+}
+
+// rounds summarises an improve job: each round's counts and dev score, each
+// sample run's episodes per question, and the last adapter's SHA-256.
+func rounds(job, last string) outcome {
+	return func(t *testing.T, s *store.Store, dir string) string {
+		t.Helper()
+		rs, err := s.Rounds(context.Background(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "round %d %s: %d samples, %d passed, %d kept, dev EM %.3f; ", r.Round, r.Status, r.Samples, r.Passed, r.Kept, r.DevEM)
+		}
+		runs, err := s.ListRuns(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range runs {
+			if strings.HasPrefix(r.Name, job+"/") {
+				names = append(names, r.Name)
+			}
+		}
+		sort.Strings(names) // the K sample runs are created concurrently
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s: %s; ", n, episodes(n)(t, s, dir))
+		}
+		return b.String() + "adapter sha256 " + fileSHA(t, filepath.Join(dir, last))
+	}
 }
