@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fireact/fireact/agent"
+	"github.com/fireact/fireact/atomicfile"
 	"github.com/fireact/fireact/finetune"
 	"github.com/fireact/fireact/llama"
 	"github.com/fireact/fireact/llama/gguf"
@@ -443,23 +444,7 @@ func copyAdapter(from, to string) error {
 	if err != nil {
 		return err
 	}
-	tmp := to + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, to)
+	return atomicfile.WriteFile(to, b)
 }
 
 func mean(xs []float64) float64 {

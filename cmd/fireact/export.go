@@ -1,13 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/fireact/fireact/atomicfile"
 
 	"github.com/fireact/fireact/finetune/dataformat"
 	"github.com/fireact/fireact/store"
@@ -43,19 +43,23 @@ func exportCommand() *cli.Command {
 				return err
 			}
 			var w io.Writer = c.App.Writer
-			var file *os.File
+			var file *atomicfile.File
 			if out := c.String("out"); out != "-" && out != "" {
-				if file, err = os.Create(out); err != nil {
+				// A training step trusts this file: it appears whole or not at all.
+				if file, err = atomicfile.Create(out); err != nil {
 					return fmt.Errorf("export: %w", err)
 				}
+				defer file.Abort()
 				w = file
 			}
 			n, err := dataformat.Export(c.Context, s, d.ID, f, w)
-			if file != nil {
-				err = errors.Join(err, file.Close())
-			}
 			if err != nil {
 				return err
+			}
+			if file != nil {
+				if err := file.Commit(); err != nil {
+					return fmt.Errorf("export: %w", err)
+				}
 			}
 			fmt.Fprintf(c.App.ErrWriter, "exported %d examples of dataset %d %q as %s\n", n, d.ID, d.Name, f)
 			return nil

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/fireact/fireact/atomicfile"
 
 	"github.com/fireact/fireact/store/report"
 )
@@ -47,12 +47,16 @@ page with SVG plots that opens without a network.`,
 				return err
 			}
 			if path := c.String("html"); path != "" {
-				f, err := os.Create(path)
+				f, err := atomicfile.Create(path)
 				if err != nil {
 					return fmt.Errorf("report: %w", err)
 				}
-				if err := errors.Join(report.HTML(f, rep), f.Close()); err != nil {
+				defer f.Abort()
+				if err := report.HTML(f, rep); err != nil {
 					return err
+				}
+				if err := f.Commit(); err != nil {
+					return fmt.Errorf("report: %w", err)
 				}
 				fmt.Fprintf(c.App.ErrWriter, "wrote %s\n", path)
 			}
