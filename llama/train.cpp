@@ -849,39 +849,54 @@ void apply_step(fa_trainer * tr, float lr) {
     tr->micro = 0;
 }
 
-// forward_logits runs the training forward for one sequence and copies the logits of
-// every position to out ([n][n_vocab]); it exists to prove that the training graph
-// and llama_decode compute the same function.
-void forward_logits(fa_trainer * tr, const llama_token * tokens, int n, float * out) {
-    const int64_t n_vocab = tr->model->output->ne[1];
+// run_forward runs the training graph's forward (no gradient, no dropout) over
+// a batch's inputs and hands the logits of its in.rows to read, before the
+// scheduler is reset.
+template <typename F>
+void run_forward(fa_trainer * tr, const llama_token * tokens, int n, const batch_in & in, F read) {
+    const int n_rows = (int) in.rows.size();
     const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
     ggml_init_params ip = {meta, nullptr, true};
     ggml_context * ctx = ggml_init(ip);
+    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
     struct ctx_guard {
         ggml_context * c;
         ~ctx_guard() { ggml_free(c); }
     } guard{ctx};
     ggml_tensor *tok, *pos, *mask, *rows;
-    ggml_tensor * logits = build_forward(tr, ctx, n, n, &tok, &pos, &mask, &rows);
+    ggml_tensor * logits = build_forward(tr, ctx, n, n_rows, &tok, &pos, &mask, &rows);
     ggml_set_output(logits);
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
     ggml_build_forward_expand(gf, logits);
     ggml_backend_sched_reset(tr->sched);
     if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the forward graph");
-    std::vector<int32_t> toks(tokens, tokens + n), p(n), r(n);
-    std::vector<float> m((size_t) n * n, -INFINITY);
-    for (int i = 0; i < n; i++) {
-        p[i] = i;
-        r[i] = i;
-        for (int j = 0; j <= i; j++) m[(size_t) i * n + j] = 0.0f;
-    }
+    std::vector<int32_t> toks(tokens, tokens + n);
     ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(pos, p.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(mask, m.data(), 0, m.size() * sizeof(float));
-    ggml_backend_tensor_set(rows, r.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
+    ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
+    ggml_backend_tensor_set(rows, in.rows.data(), 0, n_rows * sizeof(int32_t));
     if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) throw std::runtime_error("forward failed");
-    ggml_backend_tensor_get(logits, out, 0, (size_t) n * n_vocab * sizeof(float));
+    read(logits);
     ggml_backend_sched_reset(tr->sched);
+}
+
+// forward_logits runs the training forward for one sequence and copies the logits of
+// every position to out ([n][n_vocab]); it exists to prove that the training graph
+// and llama_decode compute the same function.
+void forward_logits(fa_trainer * tr, const llama_token * tokens, int n, float * out) {
+    const int64_t n_vocab = tr->model->output->ne[1];
+    batch_in in;
+    in.pos.resize(n);
+    in.rows.resize(n);
+    in.mask.assign((size_t) n * n, -INFINITY);
+    for (int i = 0; i < n; i++) {
+        in.pos[i] = i;
+        in.rows[i] = i;
+        for (int j = 0; j <= i; j++) in.mask[(size_t) i * n + j] = 0.0f;
+    }
+    run_forward(tr, tokens, n, in, [&](ggml_tensor * logits) {
+        ggml_backend_tensor_get(logits, out, 0, (size_t) n * n_vocab * sizeof(float));
+    });
 }
 
 // token_logprobs runs the training forward (no dropout, nothing changed) over a
@@ -894,37 +909,17 @@ int token_logprobs(fa_trainer * tr, const llama_token * tokens, const uint8_t * 
     const batch_in in = prepare_batch(tr, tokens, target, nullptr, n, seq_start, n_seqs);
     const int n_scored = (int) in.rows.size();
     if (n_scored > out_len) throw std::runtime_error("output buffer shorter than the scored tokens");
-    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
-    ggml_init_params ip = {meta, nullptr, true};
-    ggml_context * ctx = ggml_init(ip);
-    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } guard{ctx};
-    ggml_tensor *tok, *pos, *mask, *rows;
-    ggml_tensor * logits = build_forward(tr, ctx, n, n_scored, &tok, &pos, &mask, &rows);
-    ggml_set_output(logits);
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
-    ggml_build_forward_expand(gf, logits);
-    ggml_backend_sched_reset(tr->sched);
-    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the forward graph");
-    std::vector<int32_t> toks(tokens, tokens + n);
-    ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
-    ggml_backend_tensor_set(rows, in.rows.data(), 0, n_scored * sizeof(int32_t));
-    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) throw std::runtime_error("forward failed");
-    std::vector<float> row(n_vocab);
-    for (int r = 0; r < n_scored; r++) {
-        ggml_backend_tensor_get(logits, row.data(), (size_t) r * n_vocab * sizeof(float), n_vocab * sizeof(float));
-        float maxv = row[0];
-        for (int64_t v = 1; v < n_vocab; v++) maxv = std::max(maxv, row[v]);
-        double sum = 0.0;  // in double: a large vocabulary's sum loses bits in float
-        for (int64_t v = 0; v < n_vocab; v++) sum += std::exp((double) row[v] - (double) maxv);
-        out[r] = (float) ((double) row[in.labels[r]] - (double) maxv - std::log(sum));
-    }
-    ggml_backend_sched_reset(tr->sched);
+    run_forward(tr, tokens, n, in, [&](ggml_tensor * logits) {
+        std::vector<float> row(n_vocab);
+        for (int r = 0; r < n_scored; r++) {
+            ggml_backend_tensor_get(logits, row.data(), (size_t) r * n_vocab * sizeof(float), n_vocab * sizeof(float));
+            float maxv = row[0];
+            for (int64_t v = 1; v < n_vocab; v++) maxv = std::max(maxv, row[v]);
+            double sum = 0.0;  // in double: a large vocabulary's sum loses bits in float
+            for (int64_t v = 0; v < n_vocab; v++) sum += std::exp((double) row[v] - (double) maxv);
+            out[r] = (float) ((double) row[in.labels[r]] - (double) maxv - std::log(sum));
+        }
+    });
     return n_scored;
 }
 
