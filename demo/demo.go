@@ -67,6 +67,10 @@ type Config struct {
 	RejectionSteps   int     `json:",omitempty"`
 	GRPOEpochs       int     `json:",omitempty"`
 	GRPOLR           float64 `json:",omitempty"`
+	// GRPOFormatPenalty is subtracted from the reward of an episode that did
+	// not finish: 0 rewards only right answers (with a penalty, the measured
+	// round learned to finish rather than to be right).
+	GRPOFormatPenalty float64 `json:",omitempty"`
 	// Noise is the probability of FireAct's noisy observation in the noisy evals.
 	Noise float64
 	// DevQuestions evaluated (0: all of the world's dev split).
@@ -106,7 +110,9 @@ func SmallConfig() Config {
 // Key is the content address of the configuration: the cache directory's name.
 func (c Config) Key() string {
 	b, _ := json.Marshal(c)
-	h := sha256.Sum256(append([]byte("fireact-demo-v1\n"), b...))
+	// v2: the improve rounds' reward changed (no format penalty by default),
+	// which the configuration's JSON does not show.
+	h := sha256.Sum256(append([]byte("fireact-demo-v2\n"), b...))
 	return hex.EncodeToString(h[:6])
 }
 
@@ -372,7 +378,7 @@ func (p *pipeline) improve(ctx context.Context, name, learner string) (bool, err
 		Search:      agent.SearchOptions{Backend: agent.SearchLocal, Corpus: p.corpus, Seed: 1},
 		Concurrency: c.Concurrency, Threads: c.Threads, Seed: 1, Learner: learner, Log: p.log}
 	if learner == improve.LearnerGRPO {
-		cfg.GRPO = improve.GRPOConfig{Epochs: c.GRPOEpochs, LR: c.GRPOLR, KL: 0.05, FormatPenalty: 0.5, MaxTokens: c.MaxTokens}
+		cfg.GRPO = improve.GRPOConfig{Epochs: c.GRPOEpochs, LR: c.GRPOLR, KL: 0.05, FormatPenalty: c.GRPOFormatPenalty, MaxTokens: c.MaxTokens}
 	} else {
 		cfg.TeacherRuns = []string{"teacher-" + trajectory.MethodReAct}
 		// Continuing a trained adapter: a third of its learning rate, so the
