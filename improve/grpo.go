@@ -360,29 +360,10 @@ func (j *job) trainerOptions(adapter string) (llama.TrainerOptions, error) {
 		return o, fmt.Errorf("adapter %s: %w", adapter, err)
 	}
 	o.Rank, o.Alpha = info.Rank, info.Alpha
-	if o.Targets, err = adapterTargets(info.Targets); err != nil {
+	if o.Targets, err = llama.TargetsOf(info.Targets); err != nil {
 		return o, fmt.Errorf("adapter %s: %w", adapter, err)
 	}
 	return o, nil
-}
-
-// adapterTargets maps an adapter's base tensor names to trainer targets.
-func adapterTargets(names []string) (llama.Target, error) {
-	kinds := map[string]llama.Target{"attn_q": llama.TargetQ, "attn_k": llama.TargetK, "attn_v": llama.TargetV,
-		"attn_output": llama.TargetO, "ffn_gate": llama.TargetGate, "ffn_up": llama.TargetUp, "ffn_down": llama.TargetDown}
-	var t llama.Target
-	for _, n := range names {
-		if n == "output.weight" {
-			t |= llama.TargetOutput
-			continue
-		}
-		parts := strings.Split(n, ".")
-		if len(parts) != 4 || parts[0] != "blk" || kinds[parts[2]] == 0 {
-			return 0, fmt.Errorf("LoRA on %s: the trainer continues only projection and output adapters", n)
-		}
-		t |= kinds[parts[2]]
-	}
-	return t, nil
 }
 
 // grpoMetadata is the usage metadata of a GRPO round's adapter: that of the

@@ -53,6 +53,27 @@ func ParseTargets(s string) (Target, error) {
 	return t, nil
 }
 
+// TargetsOf returns the targets whose base tensors are named (an adapter's
+// AdapterInfo.Targets, "blk.N.attn_q.weight" ... "output.weight"), so that
+// training can continue an adapter on exactly the matrices it adapts.
+func TargetsOf(baseTensors []string) (Target, error) {
+	kinds := map[string]Target{"attn_q": TargetQ, "attn_k": TargetK, "attn_v": TargetV, "attn_output": TargetO,
+		"ffn_gate": TargetGate, "ffn_up": TargetUp, "ffn_down": TargetDown}
+	var t Target
+	for _, n := range baseTensors {
+		if n == "output.weight" {
+			t |= TargetOutput
+			continue
+		}
+		parts := strings.Split(n, ".")
+		if len(parts) != 4 || parts[0] != "blk" || parts[3] != "weight" || kinds[parts[2]] == 0 {
+			return 0, fmt.Errorf("LoRA on %s: training adapts only the attention and feed-forward projections and the output", n)
+		}
+		t |= kinds[parts[2]]
+	}
+	return t, nil
+}
+
 // Optimizer is the optimizer of a training step.
 type Optimizer string
 

@@ -1,6 +1,9 @@
 package llama
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestParseTrainerEnums checks the optimizer and backward names the CLI and
 // finetune hand to the trainer: case-insensitive, "" the default, anything
@@ -28,5 +31,15 @@ func TestParseTrainerEnums(t *testing.T) {
 		if got != c.want || (err == nil) != c.ok {
 			t.Errorf("ParseBackward(%q) = %q, %v; want %q, ok %v", c.in, got, err, c.want, c.ok)
 		}
+	}
+}
+
+func TestTargetsOf(t *testing.T) {
+	got, err := TargetsOf([]string{"blk.0.attn_q.weight", "blk.1.attn_q.weight", "blk.0.attn_output.weight", "blk.3.ffn_down.weight", "output.weight"})
+	if err != nil || got != TargetQ|TargetO|TargetDown|TargetOutput {
+		t.Fatalf("TargetsOf: %v (%v)", got, err)
+	}
+	if _, err := TargetsOf([]string{"token_embd.weight"}); err == nil || !strings.Contains(err.Error(), "token_embd.weight") {
+		t.Errorf("an embedding target: %v, want a refusal naming it", err)
 	}
 }
