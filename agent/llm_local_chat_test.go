@@ -2,11 +2,10 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/fireact/fireact/chattmpl/chattmpltest"
 	"github.com/fireact/fireact/llama"
 	"github.com/fireact/fireact/llama/modelgen"
 )
@@ -15,32 +14,7 @@ import (
 // transformers' apply_chat_template sets it up) with its template.
 func chatReference(t *testing.T, template, conversation string, addGenerationPrompt bool) (src string, msgs []Message, text string) {
 	t.Helper()
-	b, err := os.ReadFile("../chattmpl/testdata/renders.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refs struct {
-		Templates map[string]struct {
-			Source string `json:"source"`
-		} `json:"templates"`
-		Conversations map[string][]Message `json:"conversations"`
-		Cases         []struct {
-			Template            string  `json:"template"`
-			Conversation        string  `json:"conversation"`
-			AddGenerationPrompt bool    `json:"add_generation_prompt"`
-			Text                *string `json:"text"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(b, &refs); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range refs.Cases {
-		if c.Template == template && c.Conversation == conversation && c.AddGenerationPrompt == addGenerationPrompt && c.Text != nil {
-			return refs.Templates[template].Source, refs.Conversations[conversation], *c.Text
-		}
-	}
-	t.Fatalf("no reference rendering of %s with %s", conversation, template)
-	return "", nil, ""
+	return chattmpltest.Load[Message](t).Find(t, template, conversation, addGenerationPrompt)
 }
 
 // TestLocalLLMRendersModelTemplateAsHF checks that a chat request to the local

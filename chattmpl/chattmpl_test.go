@@ -7,48 +7,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fireact/fireact/chattmpl/chattmpltest"
 )
 
 const tokenizersDir = "../../shared/data/tokenizers"
 
-// fixture is testdata/renders.json, written by testdata/gen.py: the real
-// templates rendered by jinja2 as transformers' apply_chat_template renders
-// them.
-type fixture struct {
-	Templates map[string]struct {
-		Source string  `json:"source"`
-		BOS    *string `json:"bos_token"`
-		EOS    *string `json:"eos_token"`
-	} `json:"templates"`
-	Conversations map[string][]Message `json:"conversations"`
-	Cases         []struct {
-		Template            string  `json:"template"`
-		Conversation        string  `json:"conversation"`
-		AddGenerationPrompt bool    `json:"add_generation_prompt"`
-		Text                *string `json:"text"`
-		Error               string  `json:"error"`
-	} `json:"cases"`
-}
-
-func loadFixture(t *testing.T) fixture {
+func loadFixture(t *testing.T) chattmpltest.References[Message] {
 	t.Helper()
-	b, err := os.ReadFile("testdata/renders.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f fixture
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return chattmpltest.Load[Message](t)
 }
 
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
+var str = chattmpltest.Str
 
 // TestRenderMatchesTransformers renders every reference case and compares it
 // byte for byte with jinja2's rendering (or checks that the template raises
@@ -172,14 +142,7 @@ func TestConcurrentRender(t *testing.T) {
 // BenchmarkRender renders FireAct's ReAct conversation with each real
 // template: what a chat request or one training example's renderings cost.
 func BenchmarkRender(b *testing.B) {
-	raw, err := os.ReadFile("testdata/renders.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var f fixture
-	if err := json.Unmarshal(raw, &f); err != nil {
-		b.Fatal(err)
-	}
+	f := chattmpltest.Load[Message](b)
 	msgs := f.Conversations["react"]
 	for _, name := range []string{"llama-3.1", "qwen3", "gemma-3", "mistral-instruct-v0.1"} {
 		tm := f.Templates[name]

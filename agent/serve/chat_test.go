@@ -2,51 +2,22 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/fireact/fireact/chattmpl/chattmpltest"
 	"github.com/fireact/fireact/llama"
 )
 
 // chatReference is one of chattmpl's reference renderings (jinja2, set up as
-// transformers' apply_chat_template sets it up) with its template.
+// transformers' apply_chat_template sets it up) with its template, with the
+// generation prompt.
 func chatReference(t *testing.T, template, conversation string) (src string, msgs []llama.ChatMessage, text string) {
 	t.Helper()
-	b, err := os.ReadFile("../../chattmpl/testdata/renders.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refs struct {
-		Templates map[string]struct {
-			Source string `json:"source"`
-		} `json:"templates"`
-		Conversations map[string][]llama.ChatMessage `json:"conversations"`
-		Cases         []struct {
-			Template            string  `json:"template"`
-			Conversation        string  `json:"conversation"`
-			AddGenerationPrompt bool    `json:"add_generation_prompt"`
-			Text                *string `json:"text"`
-			Error               string  `json:"error"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(b, &refs); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range refs.Cases {
-		if c.Template == template && c.Conversation == conversation && c.AddGenerationPrompt {
-			if c.Text != nil {
-				text = *c.Text
-			}
-			return refs.Templates[template].Source, refs.Conversations[conversation], text
-		}
-	}
-	t.Fatalf("no reference rendering of %s with %s", conversation, template)
-	return "", nil, ""
+	return chattmpltest.Load[llama.ChatMessage](t).Find(t, template, conversation, true)
 }
 
 // templateServer serves the tiny model carrying src as its own chat template.

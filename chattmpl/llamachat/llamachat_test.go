@@ -1,47 +1,21 @@
 package llamachat
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/fireact/fireact/chattmpl/chattmpltest"
 	"github.com/fireact/fireact/llama"
 	"github.com/fireact/fireact/llama/hf/hftest"
 )
 
 const tokenizersDir = "../../../shared/data/tokenizers"
 
-// references is chattmpl's testdata/renders.json: jinja2's renderings of the
-// real templates, set up as transformers' apply_chat_template sets it up.
-type references struct {
-	Templates map[string]struct {
-		Source string  `json:"source"`
-		BOS    *string `json:"bos_token"`
-	} `json:"templates"`
-	Conversations map[string][]llama.ChatMessage `json:"conversations"`
-	Cases         []struct {
-		Template            string  `json:"template"`
-		Conversation        string  `json:"conversation"`
-		AddGenerationPrompt bool    `json:"add_generation_prompt"`
-		Text                *string `json:"text"`
-		Error               string  `json:"error"`
-	} `json:"cases"`
-}
-
-func loadReferences(t *testing.T) references {
+func loadReferences(t *testing.T) chattmpltest.References[llama.ChatMessage] {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/renders.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r references
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return chattmpltest.Load[llama.ChatMessage](t)
 }
 
 // tokenizerModel converts a real Hugging Face tokenizer (with its chat
