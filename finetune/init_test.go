@@ -69,7 +69,7 @@ func TestInitAdapter(t *testing.T) {
 		{func(c *Config) { c.Rank = 8 }, "has rank 4, not the 8"},
 		{func(c *Config) { c.Alpha = 4 }, "has alpha 8, not the 4"},
 		{func(c *Config) { c.Full = true }, "LoRA training, not full training"},
-		{func(c *Config) { c.InitAdapter = base }, "init adapter " + base},
+		{func(c *Config) { c.InitAdapter = base }, "init adapter: " + base + " for " + base},
 		{func(c *Config) { c.InitAdapter = filepath.Join(dir, "missing.gguf") }, "missing.gguf"},
 	} {
 		c := next

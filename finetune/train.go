@@ -14,7 +14,6 @@ import (
 
 	"github.com/fireact/fireact/finetune/dataformat"
 	"github.com/fireact/fireact/llama"
-	"github.com/fireact/fireact/llama/gguf"
 	"github.com/fireact/fireact/store"
 )
 
@@ -260,17 +259,9 @@ func (c *Config) fromInitAdapter() error {
 	if c.Full {
 		return errors.New("finetune: an init adapter applies to LoRA training, not full training")
 	}
-	base, err := gguf.Read(c.Base)
-	if err != nil {
-		return fmt.Errorf("finetune: %w", err)
-	}
-	ad, err := gguf.Read(c.InitAdapter)
+	info, err := llama.ReadAdapterInfo(c.Base, c.InitAdapter)
 	if err != nil {
 		return fmt.Errorf("finetune: init adapter: %w", err)
-	}
-	info, err := llama.ValidateAdapter(base, ad)
-	if err != nil {
-		return fmt.Errorf("finetune: init adapter %s for %s: %w", c.InitAdapter, c.Base, err)
 	}
 	switch {
 	case c.Rank <= 0:

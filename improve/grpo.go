@@ -347,17 +347,9 @@ func (j *job) trainerOptions(adapter string) (llama.TrainerOptions, error) {
 		}
 		return o, nil
 	}
-	base, err := gguf.Read(c.Base)
+	info, err := llama.ReadAdapterInfo(c.Base, adapter)
 	if err != nil {
 		return o, err
-	}
-	ad, err := gguf.Read(adapter)
-	if err != nil {
-		return o, err
-	}
-	info, err := llama.ValidateAdapter(base, ad)
-	if err != nil {
-		return o, fmt.Errorf("adapter %s: %w", adapter, err)
 	}
 	o.Rank, o.Alpha = info.Rank, info.Alpha
 	if o.Targets, err = llama.TargetsOf(info.Targets); err != nil {

@@ -81,6 +81,26 @@ func readAdapterFile(m *Model, path string) (AdapterInfo, error) {
 	return info, nil
 }
 
+// ReadAdapterInfo reads the base model and adapter files at the two paths and
+// validates the adapter against the base (ValidateAdapter) without loading
+// either into llama.cpp: what a trainer continuing an adapter needs to know
+// (its rank, alpha and targets) before it builds anything.
+func ReadAdapterInfo(basePath, adapterPath string) (AdapterInfo, error) {
+	base, err := gguf.Read(basePath)
+	if err != nil {
+		return AdapterInfo{}, fmt.Errorf("base model: %w", err)
+	}
+	ad, err := gguf.Read(adapterPath)
+	if err != nil {
+		return AdapterInfo{}, err
+	}
+	info, err := ValidateAdapter(base, ad)
+	if err != nil {
+		return info, fmt.Errorf("%s for %s: %w", adapterPath, basePath, err)
+	}
+	return info, nil
+}
+
 // AdapterInfo describes a validated LoRA adapter file.
 type AdapterInfo struct {
 	Arch    string
