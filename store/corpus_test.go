@@ -281,11 +281,7 @@ func TestCorpusMigration(t *testing.T) {
 	}
 	db.Close()
 
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openAt(t, path)
 	fresh := openTemp(t)
 	if err := fresh.AddCorpusDocs(ctx, append([]CorpusDoc(nil), docs...)); err != nil {
 		t.Fatal(err)

@@ -99,10 +99,7 @@ func TestCrashResume(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "crash.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	if _, err := s.CreateRun(ctx, &Run{Name: "crash", Kind: KindEval, Task: "crash", Split: "dev"}); err != nil {
 		t.Fatal(err)
 	}

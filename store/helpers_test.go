@@ -10,7 +10,14 @@ import (
 // openTemp opens a fresh database file in a test temp dir.
 func openTemp(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "fireact.db"))
+	return openAt(t, filepath.Join(t.TempDir(), "fireact.db"))
+}
+
+// openAt opens the database at path, closed when the test ends (a test may
+// close it earlier to reopen the file: Close is idempotent).
+func openAt(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

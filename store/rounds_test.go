@@ -15,10 +15,7 @@ import (
 func TestRounds(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fireact.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	run, qs := seedRun(t, s, 2)
 	ep := Episode{RunID: run.ID, QuestionID: qs[0].ID, Status: EpisodeDone, EM: 1, F1: 1, Reward: 1, Turns: 1}
 	if err := s.InsertEpisode(ctx, &ep, testSteps(1)); err != nil {
@@ -61,11 +58,7 @@ func TestRounds(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openAt(t, path)
 	got, err := s.Rounds(ctx, "job")
 	if err != nil {
 		t.Fatal(err)

@@ -38,20 +38,13 @@ func TestOpenMigratesAndSetsPragmas(t *testing.T) {
 func TestReopenKeepsDataAndVersion(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "x.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	id, err := s.CreateRun(ctx, &Run{Kind: KindEval, Name: "keep"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openAt(t, path)
 	r, err := s.RunByName(ctx, "keep")
 	if err != nil || r.ID != id {
 		t.Fatalf("after reopen: %+v, %v", r, err)
@@ -66,16 +59,13 @@ func TestReopenKeepsDataAndVersion(t *testing.T) {
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "new.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	if _, err := s.DB().ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at)
 		VALUES (?, 'future.sql', CURRENT_TIMESTAMP)`, LatestSchemaVersion()+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = Open(ctx, path)
+	_, err := Open(ctx, path)
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open of a newer schema: err = %v, want ErrSchemaTooNew", err)
 	}
