@@ -54,7 +54,7 @@ func (s *Store) CacheGet(ctx context.Context, backend, query string) (entry Cach
 // replacing an older one.
 func (s *Store) CachePut(ctx context.Context, backend, query, result string) error {
 	key := NormalizeQuery(query)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tool_cache (backend, query, result, created_at)
+	_, err := s.exec(ctx, `INSERT INTO tool_cache (backend, query, result, created_at)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (backend, query) DO UPDATE SET result = excluded.result, created_at = excluded.created_at`,
 		backend, key, result, time.Now().UTC())

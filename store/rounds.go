@@ -86,7 +86,7 @@ func (s *Store) SaveRound(ctx context.Context, r *Round) error {
 		return fmt.Errorf("store: save round %s/%d: %w", r.Job, r.Round, err)
 	}
 	r.Config = cfg
-	_, err = s.db.ExecContext(ctx, `INSERT INTO improve_rounds (job, round, status, phase, config, adapter_in, adapter,
+	_, err = s.exec(ctx, `INSERT INTO improve_rounds (job, round, status, phase, config, adapter_in, adapter,
 		adapter_hash, questions, k, samples, passed, kept, solved, self_examples, teacher_examples, prompt_tokens,
 		prompt_decoded, dataset_id, training_run_id, dev_run_id, dev_em, dev_f1, train_loss, sample_s, train_s, eval_s,
 		created_at, finished_at)

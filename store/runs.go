@@ -102,7 +102,7 @@ func (s *Store) SetRunStatus(ctx context.Context, id int64, status RunStatus) er
 	if status != StatusRunning {
 		finished = time.Now().UTC()
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = ?, finished_at = ? WHERE id = ?`, status, finished, id)
+	res, err := s.exec(ctx, `UPDATE runs SET status = ?, finished_at = ? WHERE id = ?`, status, finished, id)
 	if err != nil {
 		return fmt.Errorf("store: set run %d status %s: %w", id, status, err)
 	}
@@ -114,7 +114,7 @@ func (s *Store) SetRunStatus(ctx context.Context, id int64, status RunStatus) er
 
 // DeleteRun deletes a run with its episodes and steps.
 func (s *Store) DeleteRun(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM runs WHERE id = ?`, id); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM runs WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("store: delete run %d: %w", id, err)
 	}
 	return nil

@@ -241,6 +241,13 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return explain(s.path, tx.Commit())
 }
 
+// exec runs one statement outside a transaction, with explain's remedy on a
+// read-only file or a full disk, as inTx gives the statements inside one.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	return res, explain(s.path, err)
+}
+
 // nullTime maps the zero time to NULL.
 func nullTime(t time.Time) any {
 	if t.IsZero() {

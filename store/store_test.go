@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -113,5 +114,34 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 	}
 	if len(names) != 4 {
 		t.Errorf("files in the directory: %v, want the four databases only", names)
+	}
+}
+
+// TestWritesOutsideTransactionsExplain: a single-statement write (not in
+// inTx) on a database the process may not write says so and names the file,
+// as the transactional writes do. The read-only handle stands for a file the
+// user may not write (a chmod does not stop root, who runs CI).
+func TestWritesOutsideTransactionsExplain(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ro.db")
+	rw := openAt(t, path)
+	id, err := rw.CreateRun(ctx, &Run{Kind: KindEval, Name: "ro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+uriPath(path)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ro := &Store{db: db, path: path}
+	for name, write := range map[string]func() error{
+		"SetRunStatus": func() error { return ro.SetRunStatus(ctx, id, StatusDone) },
+		"CachePut":     func() error { return ro.CachePut(ctx, "local", "q", "r") },
+	} {
+		err := write()
+		if err == nil || !strings.Contains(err.Error(), "read-only for this user") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s on a read-only database: %v, want the remedy naming %s", name, err, path)
+		}
 	}
 }

@@ -88,7 +88,7 @@ func (s *Store) Summary(ctx context.Context, runID int64) (RunSummary, error) {
 
 // SetRunAsked records the number of questions a run was asked.
 func (s *Store) SetRunAsked(ctx context.Context, id int64, asked int) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET asked = ? WHERE id = ?`, asked, id)
+	res, err := s.exec(ctx, `UPDATE runs SET asked = ? WHERE id = ?`, asked, id)
 	if err != nil {
 		return fmt.Errorf("store: set run %d asked %d: %w", id, asked, err)
 	}

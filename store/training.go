@@ -25,7 +25,7 @@ func (s *Store) CreateTrainingRun(ctx context.Context, tr *TrainingRun) (int64, 
 	if err != nil {
 		return 0, fmt.Errorf("store: create training run for run %d: %w", tr.RunID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO training_runs (run_id, dataset_id, hyperparams,
+	res, err := s.exec(ctx, `INSERT INTO training_runs (run_id, dataset_id, hyperparams,
 		output_adapter, status, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		tr.RunID, dataset, hp, tr.OutputAdapter, tr.Status, tr.CreatedAt.UTC(), nullTime(tr.FinishedAt))
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *Store) TrainingRun(ctx context.Context, id int64) (TrainingRun, error) 
 
 // FinishTrainingRun sets a training run's final status and output adapter.
 func (s *Store) FinishTrainingRun(ctx context.Context, id int64, status RunStatus, outputAdapter string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE training_runs SET status = ?, output_adapter = ?, finished_at = ?
+	_, err := s.exec(ctx, `UPDATE training_runs SET status = ?, output_adapter = ?, finished_at = ?
 		WHERE id = ?`, status, outputAdapter, time.Now().UTC(), id)
 	if err != nil {
 		return fmt.Errorf("store: finish training run %d: %w", id, err)
