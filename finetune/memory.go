@@ -103,6 +103,9 @@ type MemoryPlan struct {
 	F32Head   bool
 	F32Base   bool
 	Full      bool
+	// Checkpoint is gradient checkpointing: one block's activations at a
+	// time, plus every block's input kept on the host.
+	Checkpoint bool
 }
 
 // MemoryEstimate is an estimate of a training process's peak resident
@@ -214,8 +217,14 @@ func EstimateMemory(s ModelShape, p MemoryPlan) MemoryEstimate {
 		}
 	}
 	perToken := actPerEmbd*s.NEmbd + actPerKV*s.NEmbdKV + actPerFF*s.NFF
-	e.Activations += 4 * T * int64(s.NLayer) * perToken
-	e.Activations += 4 * actScoreTensors * int64(s.NLayer) * s.NHead * T * T
+	live := int64(s.NLayer) // blocks whose activations the step holds at once
+	if p.Checkpoint && !p.Full {
+		live = 1
+		// Every block's input, and the gradient passed down, on the host.
+		e.Activations += 4 * T * s.NEmbd * (int64(s.NLayer) + 2)
+	}
+	e.Activations += 4 * T * live * perToken
+	e.Activations += 4 * actScoreTensors * live * s.NHead * T * T
 	e.Activations += 4 * actVocabRows * S * s.NVocab
 	e.Activations += 2 * 4 * T * T // the mask, on the host and in the graph
 	switch {
@@ -344,6 +353,18 @@ func memoryRefusal(s ModelShape, p MemoryPlan, cutoff int, have int64) error {
 		leanFlags = strings.TrimSpace(leanFlags + " without --f32-head/--f32-base")
 		try(lean, leanFlags)
 	}
+	if !p.Full && !p.Checkpoint {
+		alone := p
+		alone.Checkpoint = true
+		try(alone, "--gradient-checkpointing on")
+		lean.Checkpoint = true
+		if leanFlags != "" {
+			leanFlags += " --gradient-checkpointing on"
+			try(lean, leanFlags)
+		} else {
+			leanFlags = "--gradient-checkpointing on"
+		}
+	}
 	for t := p.Tokens / 2; t >= 64 && len(fits) == 0; t /= 2 {
 		q := lean
 		q.Tokens = t
@@ -364,17 +385,54 @@ func memoryRefusal(s ModelShape, p MemoryPlan, cutoff int, have int64) error {
 	if backward == "" {
 		backward = llama.BackwardTransient
 	}
-	return fmt.Errorf("finetune: training needs ≈%s, have %s (model %s, weight copies %s, trainable %s, activations %s for micro-batches of up to %d tokens, backward %s); %s; --ignore-memory-check trains anyway",
-		gib(e.Total()), gib(have), gib(e.Model), gib(e.Copies), gib(e.Trainable), gib(e.Activations), p.Tokens, backward, suggest)
+	ckpt := ""
+	if p.Checkpoint {
+		ckpt = ", gradient checkpointing"
+	}
+	return fmt.Errorf("finetune: training needs ≈%s, have %s (model %s, weight copies %s, trainable %s, activations %s for micro-batches of up to %d tokens, backward %s%s); %s; --ignore-memory-check trains anyway",
+		gib(e.Total()), gib(have), gib(e.Model), gib(e.Copies), gib(e.Trainable), gib(e.Activations), p.Tokens, backward, ckpt, suggest)
 }
 
-// checkMemory refuses, before the trainer allocates anything, a job whose
-// estimated peak exceeds the memory there is. A step's graph holds one
-// packed micro-batch: at most MaxTokens, and never more than all the
-// training tokens together.
-func (c *Config) checkMemory(d *data) error {
-	if c.IgnoreMemoryCheck {
-		return nil
+// Checkpointing says when training steps use gradient checkpointing
+// (llama.TrainerOptions.GradientCheckpointing). Steps are the same
+// computation either way, so the choice changes memory and time only, never
+// the adapter: it is not part of a job's fingerprint.
+type Checkpointing string
+
+const (
+	// CheckpointingAuto (the default, "") turns it on only when the
+	// estimated peak without it exceeds the memory there is and the peak
+	// with it does not.
+	CheckpointingAuto Checkpointing = "auto"
+	// CheckpointingOn always recomputes blocks: least memory.
+	CheckpointingOn Checkpointing = "on"
+	// CheckpointingOff never does: fastest.
+	CheckpointingOff Checkpointing = "off"
+)
+
+// ParseCheckpointing checks a --gradient-checkpointing value ("" is auto).
+func ParseCheckpointing(s string) (Checkpointing, error) {
+	switch c := Checkpointing(strings.ToLower(s)); c {
+	case "", CheckpointingAuto:
+		return CheckpointingAuto, nil
+	case CheckpointingOn, CheckpointingOff:
+		return c, nil
+	}
+	return "", fmt.Errorf("finetune: gradient checkpointing %q: want auto, on or off", s)
+}
+
+// checkMemory decides gradient checkpointing and refuses, before the trainer
+// allocates anything, a job whose estimated peak exceeds the memory there
+// is. A step's graph holds one packed micro-batch: at most MaxTokens, and
+// never more than all the training tokens together.
+func (c *Config) checkMemory(d *data) (checkpoint bool, err error) {
+	mode, err := ParseCheckpointing(string(c.GradientCheckpointing))
+	if err != nil {
+		return false, err
+	}
+	checkpoint = mode == CheckpointingOn && !c.Full
+	if c.IgnoreMemoryCheck && mode != CheckpointingAuto {
+		return checkpoint, nil
 	}
 	s, err := ReadModelShape(c.Base)
 	if err != nil {
@@ -383,7 +441,7 @@ func (c *Config) checkMemory(d *data) error {
 		if c.Progress != nil {
 			fmt.Fprintf(c.Progress, "memory check skipped: %v\n", err)
 		}
-		return nil
+		return checkpoint, nil
 	}
 	have := c.MemoryAvailable
 	if have <= 0 {
@@ -393,10 +451,24 @@ func (c *Config) checkMemory(d *data) error {
 			if c.Progress != nil {
 				fmt.Fprintf(c.Progress, "memory check skipped: %v\n", err)
 			}
-			return nil
+			return checkpoint, nil
 		}
 	}
 	p := MemoryPlan{Backward: c.Backward, Tokens: min(c.MaxTokens, max(d.trainTokens, 2)), Rank: c.Rank, Targets: c.Targets,
-		Optimizer: c.Optimizer, F32Head: c.F32Head, F32Base: c.F32Base, Full: c.Full}
-	return memoryRefusal(s, p, c.Cutoff, have)
+		Optimizer: c.Optimizer, F32Head: c.F32Head, F32Base: c.F32Base, Full: c.Full, Checkpoint: checkpoint}
+	if mode == CheckpointingAuto && !c.Full {
+		without := EstimateMemory(s, p).Total()
+		q := p
+		q.Checkpoint = true
+		if with := EstimateMemory(s, q).Total(); without > have && with <= have {
+			p, checkpoint = q, true
+			if c.Progress != nil {
+				fmt.Fprintf(c.Progress, "gradient checkpointing on: ≈%s without it, ≈%s with it, have %s\n", gib(without), gib(with), gib(have))
+			}
+		}
+	}
+	if c.IgnoreMemoryCheck {
+		return checkpoint, nil
+	}
+	return checkpoint, memoryRefusal(s, p, c.Cutoff, have)
 }

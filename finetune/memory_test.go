@@ -286,9 +286,11 @@ func TestMemoryRefusalSuggests(t *testing.T) {
 		{"transposed copies", MemoryPlan{Backward: llama.BackwardTransposed, Tokens: 512, Rank: 8, Targets: llama.TargetsAll, F32Head: true},
 			"would fit: --backward transient (≈"},
 		{"fireact's 8192-token micro-batches", MemoryPlan{Tokens: 8192, Rank: 8, Targets: llama.TargetsQV},
-			"would fit: --max-tokens 512 --cutoff 512 (≈"},
+			"would fit: --gradient-checkpointing on --max-tokens 4096 (≈"},
 		{"F32 base copies", MemoryPlan{Tokens: 256, Rank: 8, Targets: llama.TargetsQV, F32Base: true},
 			"would fit: without --f32-head/--f32-base (≈"},
+		{"every block's activations at 1024 tokens", MemoryPlan{Tokens: 1024, Rank: 8, Targets: llama.TargetsAll, F32Head: true},
+			"would fit: --gradient-checkpointing on (≈"},
 		{"fits", MemoryPlan{Tokens: 512, Rank: 8, Targets: llama.TargetsAll}, ""},
 	}
 	for _, c := range cases {
@@ -303,5 +305,46 @@ func TestMemoryRefusalSuggests(t *testing.T) {
 	}
 	if err := memoryRefusal(s, MemoryPlan{Tokens: 512}, 512, 1<<30); err == nil || !strings.Contains(err.Error(), "nothing smaller fits") {
 		t.Errorf("1 GiB for a 3.6 GiB model: %v", err)
+	}
+}
+
+// TestMemoryCheckTurnsOnCheckpointing: when the estimate fits only with
+// gradient checkpointing, the default (auto) turns it on and says so, and the
+// job trains; with it off the job is refused, naming the flag that would fit.
+func TestMemoryCheckTurnsOnCheckpointing(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	text := filepath.Join(dir, "text.txt")
+	os.WriteFile(text, []byte(storyText), 0o644)
+	base := genModel(t, dir, 4, "")
+	shape, err := ReadModelShape(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := MemoryPlan{Tokens: 64, Rank: 2, Targets: llama.TargetsQV}
+	without := EstimateMemory(shape, plan).Total()
+	plan.Checkpoint = true
+	with := EstimateMemory(shape, plan).Total()
+	if with >= without {
+		t.Fatalf("checkpointed estimate %d is not below %d", with, without)
+	}
+	var progress strings.Builder
+	cfg := Config{Base: base, Out: filepath.Join(dir, "a.gguf"), TextFile: text, Cutoff: 64, MaxTokens: 64,
+		Val: -1, MaxSteps: 2, Rank: 2, Seed: 1, Threads: 1, MemoryAvailable: with, Progress: &progress}
+	res, err := Run(context.Background(), s, cfg)
+	if err != nil {
+		t.Fatalf("auto: %v", err)
+	}
+	if res.Steps != 2 || !strings.Contains(progress.String(), "gradient checkpointing on: ≈"+gib(without)) {
+		t.Fatalf("auto: %d steps, progress %q; want 2 steps and the checkpointing line", res.Steps, progress.String())
+	}
+
+	cfg.Out, cfg.GradientCheckpointing, cfg.Progress = filepath.Join(dir, "b.gguf"), CheckpointingOff, nil
+	_, err = Run(context.Background(), s, cfg)
+	if err == nil || !strings.Contains(err.Error(), "would fit: --gradient-checkpointing on (≈"+gib(with)+")") {
+		t.Fatalf("off: %v, want a refusal suggesting --gradient-checkpointing on", err)
+	}
+	if _, err := ParseCheckpointing("sometimes"); err == nil {
+		t.Fatal("ParseCheckpointing accepted \"sometimes\"")
 	}
 }

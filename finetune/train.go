@@ -114,6 +114,10 @@ type Config struct {
 	// Backward is how gradients pass through the frozen weights ("" is
 	// llama.BackwardTransient, the least memory; see llama.Backward).
 	Backward llama.Backward
+	// GradientCheckpointing is when steps recompute each block's activations
+	// instead of keeping them ("" is CheckpointingAuto: only when memory
+	// requires it). It changes memory and time, never the result.
+	GradientCheckpointing Checkpointing
 
 	// Before the first step the trainer's peak memory is estimated
 	// (EstimateMemory) and training refused, naming settings that would fit,

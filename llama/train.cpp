@@ -275,6 +275,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
 
     if (p->lora_dropout < 0.0f || p->lora_dropout >= 1.0f) throw std::runtime_error("LoRA dropout must be in [0, 1)");
     if (p->full && p->lora_dropout > 0.0f) throw std::runtime_error("LoRA dropout applies to LoRA training only");
+    if (p->full && p->checkpoint) throw std::runtime_error("gradient checkpointing applies to LoRA training only");
     if (!p->full) {
         if (p->rank <= 0) throw std::runtime_error("LoRA rank must be positive");
         if (p->targets == 0) throw std::runtime_error("no LoRA targets selected");
@@ -461,9 +462,15 @@ struct batch_in {
     std::vector<float>   weights;  // per scored row, when the loss is weighted
 };
 
+// build_forward builds the forward over n tokens: logits of the n_scored rows.
+// A segment of it, for gradient checkpointing, is blocks [l0, l1) only: x_in
+// (the hidden state entering block l0) replaces the token embedding when set,
+// and without head the hidden state after block l1-1 is returned instead of
+// logits. Inputs a segment does not use are left nullptr.
 ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_scored,
                             ggml_tensor ** inp_tok, ggml_tensor ** inp_pos, ggml_tensor ** inp_mask,
-                            ggml_tensor ** inp_rows) {
+                            ggml_tensor ** inp_rows, int l0 = 0, int l1 = -1, ggml_tensor * x_in = nullptr,
+                            bool head = true) {
     const llama_model & m = *tr->model;
     const auto & hp = m.hparams;
     const auto & cp = tr->cparams;
@@ -471,14 +478,18 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     const float kq_scale = hp.f_attention_scale == 0.0f ? 1.0f / std::sqrt((float) d) : hp.f_attention_scale;
     const float eps = hp.f_norm_rms_eps;
 
-    *inp_tok = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
-    *inp_pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
-    *inp_mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n);
-    *inp_rows = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_scored);
-    for (ggml_tensor * t : {*inp_tok, *inp_pos, *inp_mask, *inp_rows}) ggml_set_input(t);
+    const int n_layer = (int) m.layers.size();
+    if (l1 < 0) l1 = n_layer;
+    *inp_tok = x_in == nullptr ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
+    *inp_pos = l0 < l1 ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
+    *inp_mask = l0 < l1 ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n) : nullptr;
+    *inp_rows = head ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_scored) : nullptr;
+    for (ggml_tensor * t : {*inp_tok, *inp_pos, *inp_mask, *inp_rows}) {
+        if (t != nullptr) ggml_set_input(t);
+    }
 
-    ggml_tensor * x = ggml_get_rows(ctx, tr->w(m.tok_embd), *inp_tok);
-    for (size_t il = 0; il < m.layers.size(); il++) {
+    ggml_tensor * x = x_in != nullptr ? x_in : ggml_get_rows(ctx, tr->w(m.tok_embd), *inp_tok);
+    for (int il = l0; il < l1; il++) {
         const auto & L = m.layers[il];
         const int64_t n_head = hp.n_head(il), n_head_kv = hp.n_head_kv(il);
         ggml_tensor * inpSA = x;
@@ -524,6 +535,7 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
         cur = tr->mm(ctx, L.ffn_down, cur);
         x = ggml_add(ctx, cur, ffn_inp);
     }
+    if (!head) return x;
     ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), m.output_norm);
     // Only scored positions reach lm_head: exact loss masking, and the vocabulary
     // projection (the largest matmul for small models) runs on those rows only.
@@ -636,14 +648,16 @@ uint64_t splitmix64(uint64_t & x) {
 
 // fill_masks draws every dropout mask of a step's micro-batch: element kept with
 // probability 1-p and scaled by 1/(1-p) (inverted dropout, as torch's nn.Dropout).
-void fill_masks(fa_trainer * tr, const std::vector<ggml_tensor *> & masks) {
+// offset is the index of masks[0] among the step's masks in graph order, so a
+// step split into one graph per block draws the masks the whole graph would.
+void fill_masks(fa_trainer * tr, const std::vector<ggml_tensor *> & masks, size_t offset = 0) {
     const float p = tr->p.lora_dropout, keep = 1.0f / (1.0f - p);
     const uint32_t thr = (uint32_t) std::min(4294967295.0, std::floor((double) p * 4294967296.0));
     for (size_t s = 0; s < masks.size(); s++) {
         uint64_t st = (uint64_t) tr->p.seed * 0x100000001b3ULL;
         st = splitmix64(st) ^ (uint64_t) tr->step;
         st = splitmix64(st) ^ (uint64_t) tr->micro;
-        st = splitmix64(st) ^ (uint64_t) s;
+        st = splitmix64(st) ^ (uint64_t) (s + offset);
         std::vector<float> m(ggml_nelements(masks[s]));
         for (size_t i = 0; i < m.size(); i += 2) {
             const uint64_t r = splitmix64(st);
@@ -694,29 +708,275 @@ batch_in prepare_batch(const fa_trainer * tr, const llama_token * tokens, const 
     return in;
 }
 
+// graph_meta is the room one step's graph needs: its tensors, the autodiff
+// graph and the rewritten graph.
+size_t graph_meta(const fa_trainer * tr) {
+    return (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, true) +
+           ggml_graph_overhead_custom(tr->graph_size, false);
+}
+
+// graph_ctx owns a step's ggml context (metadata only: the scheduler allocates).
+struct graph_ctx {
+    ggml_context * c;
+    explicit graph_ctx(size_t meta) : c(ggml_init({meta, nullptr, true})) {
+        if (c == nullptr) throw std::runtime_error("cannot allocate graph memory");
+    }
+    ~graph_ctx() { ggml_free(c); }
+    graph_ctx(const graph_ctx &) = delete;
+    graph_ctx & operator=(const graph_ctx &) = delete;
+};
+
+// loss_graph is the loss over a head's logits and the inputs it reads.
+struct loss_graph {
+    ggml_tensor * loss = nullptr;
+    ggml_tensor * labels = nullptr;   // one-hot rows, [n_vocab, n_scored]
+    ggml_tensor * weights = nullptr;  // per scored row, when weighted
+};
+
+loss_graph build_loss(ggml_context * ctx, ggml_tensor * logits, int64_t n_vocab, int n_scored, bool weighted) {
+    loss_graph lg;
+    lg.labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n_scored);
+    ggml_set_input(lg.labels);
+    if (!weighted) {
+        lg.loss = ggml_cross_entropy_loss(ctx, logits, lg.labels);
+    } else {
+        // Weighted loss -(1/n) sum_r w_r log p_r (w may be negative: advantages).
+        // ggml's cross-entropy backward assumes each label row sums to 1, so
+        // scaling the one-hot rows by w would give a wrong gradient; this path
+        // takes log p of the label through softmax, sum and log, whose backward
+        // ggml has. (log p underflows to -inf only for p < 1e-38, never for the
+        // model's own samples.)
+        lg.weights = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_scored);
+        ggml_set_input(lg.weights);
+        ggml_tensor * p = ggml_soft_max(ctx, logits);
+        ggml_tensor * lp = ggml_log(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, p, lg.labels)));
+        lg.loss = ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, lp, lg.weights)), -1.0f / (float) n_scored);
+    }
+    return lg;
+}
+
+// fill_loss_inputs writes a loss graph's labels (and weights).
+void fill_loss_inputs(const loss_graph & lg, const batch_in & in, int64_t n_vocab) {
+    const int n_scored = (int) in.rows.size();
+    std::vector<float> onehot((size_t) n_vocab * n_scored, 0.0f);
+    for (int r = 0; r < n_scored; r++) onehot[(size_t) r * n_vocab + in.labels[r]] = 1.0f;
+    ggml_backend_tensor_set(lg.labels, onehot.data(), 0, onehot.size() * sizeof(float));
+    if (lg.weights != nullptr) ggml_backend_tensor_set(lg.weights, in.weights.data(), 0, in.weights.size() * sizeof(float));
+}
+
+// fill_inputs writes build_forward's inputs that the graph has.
+void fill_inputs(const batch_in & in, const llama_token * tokens, int n, ggml_tensor * tok, ggml_tensor * pos,
+                 ggml_tensor * mask, ggml_tensor * rows) {
+    if (tok != nullptr) {
+        std::vector<int32_t> toks(tokens, tokens + n);
+        ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
+    }
+    if (pos != nullptr) ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
+    if (mask != nullptr) ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
+    if (rows != nullptr) ggml_backend_tensor_set(rows, in.rows.data(), 0, in.rows.size() * sizeof(int32_t));
+}
+
+// add_backward differentiates gf's loss and adds, for every parameter with a
+// gradient, either its optimizer step (fused) or weight·gradient into its
+// accumulator (accumulate; the first graph of a step overwrites). When
+// grad_of is set, *grad_out receives a copy of its gradient that outlives the
+// computation. It returns the graph to compute (rewrite_backward's, when the
+// backward mode asks for it).
+ggml_cgraph * add_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss, bool accumulate,
+                           float weight, ggml_tensor * grad_of = nullptr, ggml_tensor ** grad_out = nullptr) {
+    const int n_fwd = ggml_graph_n_nodes(gf);
+    std::vector<ggml_tensor *> grad_accs(n_fwd, nullptr);
+    for (int i = 0; i < n_fwd; i++) {
+        if (ggml_graph_node(gf, i) == loss) grad_accs[i] = tr->loss_grad;
+    }
+    ggml_build_backward_expand(ctx, gf, grad_accs.data());
+    // CPU RMS_NORM_BACK reads its input gradient after writing its output; if
+    // the allocator lets the two share memory the gradient is wrong. Keeping the
+    // input alive as an output forbids the sharing.
+    for (int i = 0; i < ggml_graph_n_nodes(gf); i++) {
+        ggml_tensor * node = ggml_graph_node(gf, i);
+        if (node->op == GGML_OP_RMS_NORM_BACK) ggml_set_output(node->src[0]);
+    }
+    std::vector<ggml_tensor *> roots = {loss};
+    for (auto & pr : tr->params) {
+        ggml_tensor * g = ggml_graph_get_grad(gf, pr.t);
+        if (g == nullptr) continue;
+        ggml_tensor * st = nullptr;
+        if (accumulate) {
+            // acc = (first ? 0 : acc) + weight·g, written back into acc.
+            ggml_tensor * wg = ggml_scale(ctx, g, weight);
+            st = ggml_cpy(ctx, pr.has_grad ? ggml_add(ctx, pr.acc, wg) : wg, pr.acc);
+            pr.has_grad = true;
+        } else {
+            st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, g, pr.m, pr.v, tr->opt_params)
+                                      : ggml_opt_step_sgd(ctx, pr.t, g, tr->opt_params);
+        }
+        ggml_build_forward_expand(gf, st);
+        roots.push_back(st);
+    }
+    if (grad_of != nullptr) {
+        ggml_tensor * g = ggml_graph_get_grad(gf, grad_of);
+        if (g == nullptr) throw std::runtime_error("no gradient reaches a checkpointed segment's input");
+        // A copy, because the gradient node itself may be replaced by rewrite_backward.
+        *grad_out = ggml_cont(ctx, g);
+        ggml_set_output(*grad_out);
+        ggml_build_forward_expand(gf, *grad_out);
+        roots.push_back(*grad_out);
+    }
+    return tr->p.backward != 0 ? rewrite_backward(tr, ctx, gf, roots) : gf;
+}
+
+// compute allocates and runs a graph on the trainer's scheduler, with fill
+// writing its inputs in between.
+template <typename F>
+void compute(fa_trainer * tr, ggml_cgraph * gf, const char * what, F fill) {
+    ggml_backend_sched_reset(tr->sched);
+    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error(std::string("cannot allocate the ") + what);
+    fill();
+    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error(std::string(what) + " failed");
+    }
+}
+
 // run_step runs one graph over a packed batch: the loss only (train=false), a fused
 // forward+backward+optimizer step (train, !accumulate), or forward+backward adding
 // weight·gradient to the accumulators (train, accumulate; first zeroes them).
 float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, const float * token_weight, int n,
                const int32_t * seq_start, int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate = false,
-               float weight = 1.0f, bool first = true) {
+               float weight = 1.0f, bool first = true);
+
+void apply_step(fa_trainer * tr, float lr);
+
+// run_step_checkpointed is run_step's training step with gradient checkpointing
+// (see fa_train_params.checkpoint): the same losses, gradients and update, in
+// one graph per block. Every block's input is kept on the host between the
+// passes; the dropout masks are drawn with the indices the whole graph gives
+// them, so the result does not depend on the partition.
+float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_token * tokens, int n, bool weighted,
+                            float lr, bool accumulate, float weight, bool first) {
+    const llama_model & m = *tr->model;
+    const int64_t n_vocab = m.output->ne[1], n_embd = m.hparams.n_embd;
+    const int n_layer = (int) m.layers.size();
+    const int n_scored = (int) in.rows.size();
+    if (!accumulate || first) tr->micro = 0;
+    if (!accumulate || first) {
+        for (auto & pr : tr->params) pr.has_grad = false;
+    }
+    std::vector<ggml_tensor *> masks;
+    struct mask_guard {
+        fa_trainer * t;
+        ~mask_guard() { t->drop_masks = nullptr; }
+    } mguard{tr};
+    const bool dropout = tr->p.lora_dropout > 0.0f;
+    std::vector<std::vector<float>> xs(n_layer + 1);  // xs[l]: the hidden state entering block l (xs[n_layer]: the head's)
+    std::vector<size_t> mask_offset(n_layer + 1, 0);
+
+    // Forward, block by block, keeping each block's input.
+    for (int l = 0; l < n_layer; l++) {
+        graph_ctx g(graph_meta(tr));
+        masks.clear();
+        if (dropout) tr->drop_masks = &masks;
+        ggml_tensor * x_in = nullptr;
+        if (l > 0) {
+            x_in = ggml_new_tensor_2d(g.c, GGML_TYPE_F32, n_embd, n);
+            ggml_set_input(x_in);
+        }
+        ggml_tensor *tok, *pos, *mask, *rows;
+        ggml_tensor * x = build_forward(tr, g.c, n, n_scored, &tok, &pos, &mask, &rows, l, l + 1, x_in, false);
+        tr->drop_masks = nullptr;
+        ggml_set_output(x);
+        ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, false);
+        ggml_build_forward_expand(gf, x);
+        compute(tr, gf, "checkpointed forward", [&] {
+            fill_inputs(in, tokens, n, tok, pos, mask, rows);
+            if (x_in != nullptr) ggml_backend_tensor_set(x_in, xs[l].data(), 0, xs[l].size() * sizeof(float));
+            fill_masks(tr, masks, mask_offset[l]);
+        });
+        mask_offset[l + 1] = mask_offset[l] + masks.size();
+        xs[l + 1].resize((size_t) n_embd * n);
+        ggml_backend_tensor_get(x, xs[l + 1].data(), 0, xs[l + 1].size() * sizeof(float));
+        ggml_backend_sched_reset(tr->sched);
+    }
+
+    // Backward: the head, then each block from the last, each fed the gradient
+    // of its output (dy) through the surrogate loss sum(x_out * dy), whose
+    // gradient with respect to x_out is dy exactly.
+    bool layer_params = false;
+    for (auto & kv : tr->lora) layer_params = layer_params || kv.first != m.output;
+    std::vector<float> dy;
+    float loss_value = 0.0f;
+    for (int l = n_layer; l >= 0; l--) {
+        const bool is_head = l == n_layer;
+        if (!is_head && !layer_params) break;
+        const int l0 = is_head ? n_layer : l, l1 = is_head ? n_layer : l + 1;
+        graph_ctx g(graph_meta(tr));
+        masks.clear();
+        if (dropout) tr->drop_masks = &masks;
+        ggml_tensor * x_in = nullptr;
+        if (l0 > 0) {
+            x_in = ggml_new_tensor_2d(g.c, GGML_TYPE_F32, n_embd, n);
+            ggml_set_input(x_in);
+            // The gradient must continue below this segment only if a block there trains.
+            if (layer_params) ggml_set_param(x_in);
+        }
+        ggml_tensor *tok, *pos, *mask, *rows;
+        ggml_tensor * out = build_forward(tr, g.c, n, n_scored, &tok, &pos, &mask, &rows, l0, l1, x_in, is_head);
+        tr->drop_masks = nullptr;
+        loss_graph lg;
+        ggml_tensor * dy_in = nullptr;
+        ggml_tensor * loss = nullptr;
+        if (is_head) {
+            lg = build_loss(g.c, out, n_vocab, n_scored, weighted);
+            loss = lg.loss;
+        } else {
+            dy_in = ggml_new_tensor_2d(g.c, GGML_TYPE_F32, n_embd, n);
+            ggml_set_input(dy_in);
+            loss = ggml_sum(g.c, ggml_mul(g.c, out, dy_in));
+        }
+        ggml_set_loss(loss);
+        ggml_set_output(loss);
+        ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, true);
+        ggml_build_forward_expand(gf, loss);
+        ggml_tensor * dx = nullptr;
+        const bool want_dx = x_in != nullptr && layer_params;
+        gf = add_backward(tr, g.c, gf, loss, true, weight, want_dx ? x_in : nullptr, &dx);
+        compute(tr, gf, "checkpointed backward", [&] {
+            fill_inputs(in, tokens, n, tok, pos, mask, rows);
+            if (x_in != nullptr) ggml_backend_tensor_set(x_in, xs[l0].data(), 0, xs[l0].size() * sizeof(float));
+            if (dy_in != nullptr) ggml_backend_tensor_set(dy_in, dy.data(), 0, dy.size() * sizeof(float));
+            if (is_head) fill_loss_inputs(lg, in, n_vocab);
+            fill_masks(tr, masks, mask_offset[l0]);
+        });
+        if (is_head) ggml_backend_tensor_get(loss, &loss_value, 0, sizeof(loss_value));
+        if (want_dx) {
+            dy.resize((size_t) n_embd * n);
+            ggml_backend_tensor_get(dx, dy.data(), 0, dy.size() * sizeof(float));
+        }
+        ggml_backend_sched_reset(tr->sched);
+        xs[l0 < n_layer ? l0 + 1 : l0].clear();  // no longer needed
+    }
+    if (accumulate) {
+        tr->micro++;
+    } else {
+        apply_step(tr, lr);
+    }
+    return loss_value;
+}
+
+float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * target, const float * token_weight, int n,
+               const int32_t * seq_start, int n_seqs, bool train, float lr, int32_t * n_scored_out, bool accumulate,
+               float weight, bool first) {
     const llama_model & m = *tr->model;
     const int64_t n_vocab = m.output->ne[1];
     const batch_in in = prepare_batch(tr, tokens, target, token_weight, n, seq_start, n_seqs);
     const int n_scored = (int) in.rows.size();
     *n_scored_out = n_scored;
+    if (train && tr->p.checkpoint) {
+        return run_step_checkpointed(tr, in, tokens, n, token_weight != nullptr, lr, accumulate, weight, first);
+    }
 
-    // Room for the tensors, the autodiff graph and the rewritten graph.
-    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, true) +
-                        ggml_graph_overhead_custom(tr->graph_size, false);
-    ggml_init_params ip = {meta, nullptr, true};
-    ggml_context * ctx = ggml_init(ip);
-    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } guard{ctx};
-
+    graph_ctx g(graph_meta(tr));
+    ggml_context * ctx = g.c;
     if (train && (!accumulate || first)) tr->micro = 0;
     std::vector<ggml_tensor *> masks;
     struct mask_guard {
@@ -727,89 +987,26 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
     ggml_tensor *tok, *pos, *mask, *rows;
     ggml_tensor * logits = build_forward(tr, ctx, n, n_scored, &tok, &pos, &mask, &rows);
     tr->drop_masks = nullptr;
-    ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n_scored);
-    ggml_set_input(labels);
-    ggml_tensor * weights = nullptr;
-    ggml_tensor * loss = nullptr;
-    if (token_weight == nullptr) {
-        loss = ggml_cross_entropy_loss(ctx, logits, labels);
-    } else {
-        // Weighted loss -(1/n) sum_r w_r log p_r (w may be negative: advantages).
-        // ggml's cross-entropy backward assumes each label row sums to 1, so
-        // scaling the one-hot rows by w would give a wrong gradient; this path
-        // takes log p of the label through softmax, sum and log, whose backward
-        // ggml has. (log p underflows to -inf only for p < 1e-38, never for the
-        // model's own samples.)
-        weights = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n_scored);
-        ggml_set_input(weights);
-        ggml_tensor * p = ggml_soft_max(ctx, logits);
-        ggml_tensor * lp = ggml_log(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, p, labels)));
-        loss = ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, lp, weights)), -1.0f / (float) n_scored);
-    }
-    ggml_set_loss(loss);
-    ggml_set_output(loss);
+    const loss_graph lg = build_loss(ctx, logits, n_vocab, n_scored, token_weight != nullptr);
+    ggml_set_loss(lg.loss);
+    ggml_set_output(lg.loss);
 
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, true);
-    ggml_build_forward_expand(gf, loss);
-    std::vector<ggml_tensor *> roots = {loss};
+    ggml_build_forward_expand(gf, lg.loss);
     if (train) {
-        const int n_fwd = ggml_graph_n_nodes(gf);
-        std::vector<ggml_tensor *> grad_accs(n_fwd, nullptr);
-        for (int i = 0; i < n_fwd; i++) {
-            if (ggml_graph_node(gf, i) == loss) grad_accs[i] = tr->loss_grad;
-        }
-        ggml_build_backward_expand(ctx, gf, grad_accs.data());
-        // CPU RMS_NORM_BACK reads its input gradient after writing its output; if
-        // the allocator lets the two share memory the gradient is wrong. Keeping the
-        // input alive as an output forbids the sharing.
-        for (int i = 0; i < ggml_graph_n_nodes(gf); i++) {
-            ggml_tensor * node = ggml_graph_node(gf, i);
-            if (node->op == GGML_OP_RMS_NORM_BACK) ggml_set_output(node->src[0]);
-        }
         if (accumulate && first) {
             for (auto & pr : tr->params) pr.has_grad = false;
         }
-        for (auto & pr : tr->params) {
-            ggml_tensor * g = ggml_graph_get_grad(gf, pr.t);
-            if (g == nullptr) continue;
-            if (accumulate) {
-                // acc = (first ? 0 : acc) + weight·g, written back into acc.
-                ggml_tensor * wg = ggml_scale(ctx, g, weight);
-                ggml_tensor * sum = pr.has_grad ? ggml_add(ctx, pr.acc, wg) : wg;
-                ggml_tensor * st = ggml_cpy(ctx, sum, pr.acc);
-                ggml_build_forward_expand(gf, st);
-                roots.push_back(st);
-                pr.has_grad = true;
-                continue;
-            }
-            ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, g, pr.m, pr.v, tr->opt_params)
-                                                    : ggml_opt_step_sgd(ctx, pr.t, g, tr->opt_params);
-            ggml_build_forward_expand(gf, st);
-            roots.push_back(st);
-        }
-        if (tr->p.backward != 0) gf = rewrite_backward(tr, ctx, gf, roots);
+        gf = add_backward(tr, ctx, gf, lg.loss, accumulate, weight);
     }
-
-    ggml_backend_sched_reset(tr->sched);
-    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the training graph");
-    std::vector<int32_t> toks(tokens, tokens + n);
-    ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
-    ggml_backend_tensor_set(rows, in.rows.data(), 0, n_scored * sizeof(int32_t));
-    fill_masks(tr, masks);
-    if (weights != nullptr) ggml_backend_tensor_set(weights, in.weights.data(), 0, n_scored * sizeof(float));
-    {
-        std::vector<float> onehot((size_t) n_vocab * n_scored, 0.0f);
-        for (int r = 0; r < n_scored; r++) onehot[(size_t) r * n_vocab + in.labels[r]] = 1.0f;
-        ggml_backend_tensor_set(labels, onehot.data(), 0, onehot.size() * sizeof(float));
-    }
-    if (train && !accumulate) set_opt_params(tr, lr);
-    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("graph computation failed");
-    }
+    compute(tr, gf, "training graph", [&] {
+        fill_inputs(in, tokens, n, tok, pos, mask, rows);
+        fill_masks(tr, masks);
+        fill_loss_inputs(lg, in, n_vocab);
+        if (train && !accumulate) set_opt_params(tr, lr);
+    });
     float out = 0.0f;
-    ggml_backend_tensor_get(loss, &out, 0, sizeof(out));
+    ggml_backend_tensor_get(lg.loss, &out, 0, sizeof(out));
     if (train && !accumulate) tr->step++;
     if (accumulate) tr->micro++;
     ggml_backend_sched_reset(tr->sched);
@@ -819,30 +1016,19 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
 // apply_step takes one optimizer step with the accumulated gradients: the same
 // update the fused step makes from one batch's gradient.
 void apply_step(fa_trainer * tr, float lr) {
-    const size_t meta = (size_t) (4 * tr->params.size() + 16) * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
-    ggml_init_params ip = {meta, nullptr, true};
-    ggml_context * ctx = ggml_init(ip);
-    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } guard{ctx};
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
+    graph_ctx g((size_t) (4 * tr->params.size() + 16) * ggml_tensor_overhead() +
+                ggml_graph_overhead_custom(tr->graph_size, false));
+    ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, false);
     int n = 0;
     for (auto & pr : tr->params) {
         if (!pr.has_grad) continue;
-        ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(ctx, pr.t, pr.acc, pr.m, pr.v, tr->opt_params)
-                                                : ggml_opt_step_sgd(ctx, pr.t, pr.acc, tr->opt_params);
+        ggml_tensor * st = tr->p.optimizer == 0 ? ggml_opt_step_adamw(g.c, pr.t, pr.acc, pr.m, pr.v, tr->opt_params)
+                                                : ggml_opt_step_sgd(g.c, pr.t, pr.acc, tr->opt_params);
         ggml_build_forward_expand(gf, st);
         n++;
     }
     if (n == 0) throw std::runtime_error("no accumulated gradient to apply (call fa_train_accumulate first)");
-    ggml_backend_sched_reset(tr->sched);
-    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the optimizer graph");
-    set_opt_params(tr, lr);
-    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("optimizer step failed");
-    }
+    compute(tr, gf, "optimizer step", [&] { set_opt_params(tr, lr); });
     ggml_backend_sched_reset(tr->sched);
     for (auto & pr : tr->params) pr.has_grad = false;
     tr->step++;
@@ -855,27 +1041,13 @@ void apply_step(fa_trainer * tr, float lr) {
 template <typename F>
 void run_forward(fa_trainer * tr, const llama_token * tokens, int n, const batch_in & in, F read) {
     const int n_rows = (int) in.rows.size();
-    const size_t meta = (size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false);
-    ggml_init_params ip = {meta, nullptr, true};
-    ggml_context * ctx = ggml_init(ip);
-    if (ctx == nullptr) throw std::runtime_error("cannot allocate graph memory");
-    struct ctx_guard {
-        ggml_context * c;
-        ~ctx_guard() { ggml_free(c); }
-    } guard{ctx};
+    graph_ctx g((size_t) tr->graph_size * ggml_tensor_overhead() + ggml_graph_overhead_custom(tr->graph_size, false));
     ggml_tensor *tok, *pos, *mask, *rows;
-    ggml_tensor * logits = build_forward(tr, ctx, n, n_rows, &tok, &pos, &mask, &rows);
+    ggml_tensor * logits = build_forward(tr, g.c, n, n_rows, &tok, &pos, &mask, &rows);
     ggml_set_output(logits);
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, tr->graph_size, false);
+    ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, false);
     ggml_build_forward_expand(gf, logits);
-    ggml_backend_sched_reset(tr->sched);
-    if (!ggml_backend_sched_alloc_graph(tr->sched, gf)) throw std::runtime_error("cannot allocate the forward graph");
-    std::vector<int32_t> toks(tokens, tokens + n);
-    ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
-    ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
-    ggml_backend_tensor_set(rows, in.rows.data(), 0, n_rows * sizeof(int32_t));
-    if (ggml_backend_sched_graph_compute(tr->sched, gf) != GGML_STATUS_SUCCESS) throw std::runtime_error("forward failed");
+    compute(tr, gf, "forward", [&] { fill_inputs(in, tokens, n, tok, pos, mask, rows); });
     read(logits);
     ggml_backend_sched_reset(tr->sched);
 }

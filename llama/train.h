@@ -45,6 +45,12 @@ typedef struct fa_train_params {
     // are drawn from (seed, step, micro-batch, site), so a resumed run draws the
     // same ones.
     float    lora_dropout;
+    // Gradient checkpointing (LoRA only): a training step first runs the
+    // forward block by block keeping only each block's input, then for each
+    // block from the last recomputes its forward and backpropagates through it
+    // alone. Activations of one block at a time instead of all of them, for
+    // about one more forward per step; the gradient is the same computation.
+    bool     checkpoint;
 } fa_train_params;
 
 typedef struct fa_trainer fa_trainer;

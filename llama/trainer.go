@@ -160,6 +160,12 @@ type TrainerOptions struct {
 	// Backward selects how gradients pass through frozen weights (default
 	// BackwardTransient; see the Backward constants).
 	Backward Backward
+	// GradientCheckpointing (LoRA only) keeps only each block's input from
+	// the forward and recomputes one block at a time in the backward, as
+	// Hugging Face's gradient_checkpointing does: one block's activations in
+	// memory instead of every block's, for about one more forward per step.
+	// Losses, gradients and updates are the same computation either way.
+	GradientCheckpointing bool
 	// AdapterMetadata are string key/values Save writes into the adapter GGUF
 	// beside llama.cpp's own keys (general.architecture, adapter.type,
 	// adapter.lora.alpha): how the adapter was trained and how to prompt it.
@@ -287,6 +293,9 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 	if opts.Full && opts.LoRADropout > 0 {
 		return nil, fmt.Errorf("llama: trainer: LoRA dropout applies to LoRA training, not full training")
 	}
+	if opts.Full && opts.GradientCheckpointing {
+		return nil, fmt.Errorf("llama: trainer: gradient checkpointing applies to LoRA training, not full training")
+	}
 	if opts.Beta1 == 0 {
 		opts.Beta1 = 0.9
 	}
@@ -334,7 +343,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		full: C.bool(opts.Full), n_threads: C.int32_t(opts.Threads), optimizer: optimizer,
 		weight_decay: C.float(opts.WeightDecay), beta1: C.float(opts.Beta1), beta2: C.float(opts.Beta2),
 		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
-		backward: backward, lora_dropout: C.float(opts.LoRADropout),
+		backward: backward, lora_dropout: C.float(opts.LoRADropout), checkpoint: C.bool(opts.GradientCheckpointing),
 	}
 	var cres *C.char
 	if opts.ResumeAdapter != "" {

@@ -62,6 +62,7 @@ func finetuneCommand() *cli.Command {
 			&cli.StringFlag{Name: "optimizer", Value: "adamw", Usage: "adamw or sgd"},
 			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW weight decay"},
 			&cli.StringFlag{Name: "backward", Value: string(llama.BackwardTransient), Usage: "gradient through the frozen weights: transient (least memory, exact), transposed (F32 copies kept: 4 bytes a weight more), transposed-q8 (copies in Q8_0, approximate) or outprod (ggml's own, slow)"},
+			&cli.StringFlag{Name: "gradient-checkpointing", Value: string(finetune.CheckpointingAuto), Usage: "recompute each block's activations in the backward instead of keeping them: auto (only when the estimated peak would not fit in memory), on (least memory, about one more forward a step) or off; the result is the same"},
 			&cli.BoolFlag{Name: "ignore-memory-check", Usage: "train even when the estimated peak memory exceeds what the machine has"},
 		},
 		Action: func(c *cli.Context) error {
@@ -105,6 +106,9 @@ func finetuneCommand() *cli.Command {
 				return err
 			}
 			if cfg.Backward, err = llama.ParseBackward(c.String("backward")); err != nil {
+				return err
+			}
+			if cfg.GradientCheckpointing, err = finetune.ParseCheckpointing(c.String("gradient-checkpointing")); err != nil {
 				return err
 			}
 			cfg.IgnoreMemoryCheck = c.Bool("ignore-memory-check")

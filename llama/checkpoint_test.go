@@ -1,0 +1,89 @@
+package llama
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// TestGradientCheckpointingIsTheSameStep: a step split into one graph per
+// block (gradient checkpointing) computes the loss and the update of the
+// whole graph — bit for bit, since every block runs the same operations on
+// the same values and the gradient entering a block is passed on exactly.
+// Covered: AdamW and SGD, dropout (the masks keep their whole-graph
+// indices), a weighted (policy-gradient) loss, gradient accumulation, a
+// quantized base through the transient backward, and target sets with no
+// block parameter (output only) or no head parameter.
+func TestGradientCheckpointingIsTheSameStep(t *testing.T) {
+	dir := t.TempDir()
+	f32 := trainModel(t, dir, "base", 64, 31)
+	q8 := filepath.Join(dir, "q8.gguf")
+	if err := Quantize(f32, q8, "q8_0", 0); err != nil {
+		t.Fatal(err)
+	}
+	models := map[string]*Model{"f32": loadPath(t, f32, ModelOptions{}), "q8_0": loadPath(t, q8, ModelOptions{})}
+	cases := []struct {
+		model    string
+		opts     TrainerOptions
+		weighted bool
+		accum    bool
+	}{
+		{model: "f32", opts: TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Optimizer: OptimizerAdamW}},
+		{model: "f32", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, Optimizer: OptimizerSGD, LoRADropout: 0.25}},
+		{model: "f32", opts: TrainerOptions{Rank: 2, Targets: TargetOutput}},
+		{model: "f32", opts: TrainerOptions{Rank: 2, Targets: TargetQ | TargetDown}, weighted: true},
+		{model: "q8_0", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, F32Head: true, LoRADropout: 0.1}, accum: true},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("%d-%s", i, c.model), func(t *testing.T) {
+			m := models[c.model]
+			a := agentBatch(t, m, trainText)
+			b := agentBatch(t, m, "Thought: the answer is Ann. Action: finish[Ann]")
+			batch := pack(a, b)
+			if c.weighted {
+				batch.Weights = make([]float32, len(batch.Tokens))
+				for j := range batch.Weights {
+					batch.Weights[j] = float32(j%5) - 1.5 // negative ones too, as advantages are
+				}
+			}
+			c.opts.Seed, c.opts.Threads = 7, 2
+			plain := newTrainer(t, m, c.opts)
+			c.opts.GradientCheckpointing = true
+			ckpt := newTrainer(t, m, c.opts)
+			for step := 0; step < 3; step++ {
+				var r1, r2 StepResult
+				var err1, err2 error
+				if c.accum {
+					r1, err1 = plain.StepAccumulate([]TrainBatch{a, b}, 0.05)
+					r2, err2 = ckpt.StepAccumulate([]TrainBatch{a, b}, 0.05)
+				} else {
+					r1, err1 = plain.Step(batch, 0.05)
+					r2, err2 = ckpt.Step(batch, 0.05)
+				}
+				if err1 != nil || err2 != nil {
+					t.Fatalf("step %d: %v / %v", step, err1, err2)
+				}
+				if r1 != r2 {
+					t.Fatalf("step %d: whole graph %+v, checkpointed %+v", step, r1, r2)
+				}
+			}
+			if d, s := maxDiff(params(t, plain), params(t, ckpt)); d != 0 {
+				t.Fatalf("parameters after 3 steps differ by %g (scale %g)", d, s)
+			}
+			if ckpt.Steps() != 3 {
+				t.Fatalf("checkpointed trainer counts %d steps, want 3", ckpt.Steps())
+			}
+		})
+	}
+}
+
+// TestGradientCheckpointingRefusedForFullTraining: full training keeps every
+// weight as a parameter, which the per-block passes do not handle.
+func TestGradientCheckpointingRefusedForFullTraining(t *testing.T) {
+	dir := t.TempDir()
+	m := loadPath(t, trainModel(t, dir, "base", 64, 32), ModelOptions{NoMmap: true})
+	_, err := NewTrainer(m, TrainerOptions{Full: true, GradientCheckpointing: true})
+	if err == nil {
+		t.Fatal("full training with gradient checkpointing was accepted")
+	}
+}
