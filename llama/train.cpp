@@ -871,30 +871,43 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
     std::vector<std::vector<float>> xs(n_layer + 1);  // xs[l]: the hidden state entering block l (xs[n_layer]: the head's)
     std::vector<size_t> mask_offset(n_layer + 1, 0);
 
+    // A segment's graph: blocks [l0, l1), from the embedding (l0 == 0) or from
+    // the kept input x_in, to the next hidden state or (head) the logits.
+    struct segment {
+        ggml_tensor * x_in = nullptr;
+        ggml_tensor * out = nullptr;
+        ggml_tensor *tok = nullptr, *pos = nullptr, *mask = nullptr, *rows = nullptr;
+    };
+    auto build_segment = [&](ggml_context * ctx, int l0, int l1, bool head, bool grad_in) {
+        segment sg;
+        masks.clear();
+        if (dropout) tr->drop_masks = &masks;
+        if (l0 > 0) {
+            sg.x_in = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n);
+            ggml_set_input(sg.x_in);
+            if (grad_in) ggml_set_param(sg.x_in);
+        }
+        sg.out = build_forward(tr, ctx, n, n_scored, &sg.tok, &sg.pos, &sg.mask, &sg.rows, l0, l1, sg.x_in, head);
+        tr->drop_masks = nullptr;
+        return sg;
+    };
+    auto fill_segment = [&](const segment & sg, int l0) {
+        fill_inputs(in, tokens, n, sg.tok, sg.pos, sg.mask, sg.rows);
+        if (sg.x_in != nullptr) ggml_backend_tensor_set(sg.x_in, xs[l0].data(), 0, xs[l0].size() * sizeof(float));
+        fill_masks(tr, masks, mask_offset[l0]);
+    };
+
     // Forward, block by block, keeping each block's input.
     for (int l = 0; l < n_layer; l++) {
         graph_ctx g(graph_meta(tr));
-        masks.clear();
-        if (dropout) tr->drop_masks = &masks;
-        ggml_tensor * x_in = nullptr;
-        if (l > 0) {
-            x_in = ggml_new_tensor_2d(g.c, GGML_TYPE_F32, n_embd, n);
-            ggml_set_input(x_in);
-        }
-        ggml_tensor *tok, *pos, *mask, *rows;
-        ggml_tensor * x = build_forward(tr, g.c, n, n_scored, &tok, &pos, &mask, &rows, l, l + 1, x_in, false);
-        tr->drop_masks = nullptr;
-        ggml_set_output(x);
+        const segment sg = build_segment(g.c, l, l + 1, false, false);
+        ggml_set_output(sg.out);
         ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, false);
-        ggml_build_forward_expand(gf, x);
-        compute(tr, gf, "checkpointed forward", [&] {
-            fill_inputs(in, tokens, n, tok, pos, mask, rows);
-            if (x_in != nullptr) ggml_backend_tensor_set(x_in, xs[l].data(), 0, xs[l].size() * sizeof(float));
-            fill_masks(tr, masks, mask_offset[l]);
-        });
+        ggml_build_forward_expand(gf, sg.out);
+        compute(tr, gf, "checkpointed forward", [&] { fill_segment(sg, l); });
         mask_offset[l + 1] = mask_offset[l] + masks.size();
         xs[l + 1].resize((size_t) n_embd * n);
-        ggml_backend_tensor_get(x, xs[l + 1].data(), 0, xs[l + 1].size() * sizeof(float));
+        ggml_backend_tensor_get(sg.out, xs[l + 1].data(), 0, xs[l + 1].size() * sizeof(float));
         ggml_backend_sched_reset(tr->sched);
     }
 
@@ -910,18 +923,9 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
         if (!is_head && !layer_params) break;
         const int l0 = is_head ? n_layer : l, l1 = is_head ? n_layer : l + 1;
         graph_ctx g(graph_meta(tr));
-        masks.clear();
-        if (dropout) tr->drop_masks = &masks;
-        ggml_tensor * x_in = nullptr;
-        if (l0 > 0) {
-            x_in = ggml_new_tensor_2d(g.c, GGML_TYPE_F32, n_embd, n);
-            ggml_set_input(x_in);
-            // The gradient must continue below this segment only if a block there trains.
-            if (layer_params) ggml_set_param(x_in);
-        }
-        ggml_tensor *tok, *pos, *mask, *rows;
-        ggml_tensor * out = build_forward(tr, g.c, n, n_scored, &tok, &pos, &mask, &rows, l0, l1, x_in, is_head);
-        tr->drop_masks = nullptr;
+        // The gradient must continue below this segment only if a block there trains.
+        const segment sg = build_segment(g.c, l0, l1, is_head, layer_params);
+        ggml_tensor * out = sg.out;
         loss_graph lg;
         ggml_tensor * dy_in = nullptr;
         ggml_tensor * loss = nullptr;
@@ -938,14 +942,12 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
         ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, true);
         ggml_build_forward_expand(gf, loss);
         ggml_tensor * dx = nullptr;
-        const bool want_dx = x_in != nullptr && layer_params;
-        gf = add_backward(tr, g.c, gf, loss, true, weight, want_dx ? x_in : nullptr, &dx);
+        const bool want_dx = sg.x_in != nullptr && layer_params;
+        gf = add_backward(tr, g.c, gf, loss, true, weight, want_dx ? sg.x_in : nullptr, &dx);
         compute(tr, gf, "checkpointed backward", [&] {
-            fill_inputs(in, tokens, n, tok, pos, mask, rows);
-            if (x_in != nullptr) ggml_backend_tensor_set(x_in, xs[l0].data(), 0, xs[l0].size() * sizeof(float));
+            fill_segment(sg, l0);
             if (dy_in != nullptr) ggml_backend_tensor_set(dy_in, dy.data(), 0, dy.size() * sizeof(float));
             if (is_head) fill_loss_inputs(lg, in, n_vocab);
-            fill_masks(tr, masks, mask_offset[l0]);
         });
         if (is_head) ggml_backend_tensor_get(loss, &loss_value, 0, sizeof(loss_value));
         if (want_dx) {
