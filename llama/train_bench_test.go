@@ -135,11 +135,15 @@ func BenchmarkTrainStep(b *testing.B) {
 	case "checkpoint":
 		rows = rows[:1]
 	}
+	// The head as finetune leaves it by default (quantized, transient in the
+	// backward like every other weight); FIREACT_BENCH_TRAIN_F32HEAD=1 keeps
+	// an F32 copy, as the rows before the transient backward did.
+	f32Head := os.Getenv("FIREACT_BENCH_TRAIN_F32HEAD") == "1"
 	for _, row := range rows {
 		for _, T := range lens {
 			b.Run(fmt.Sprintf("%s-%s/%s/T=%d", name, typ, row, T), func(b *testing.B) {
 				peakRSS()
-				tr, err := NewTrainer(m, TrainerOptions{Rank: 8, Targets: TargetsAll, F32Head: true, Backward: row.backward,
+				tr, err := NewTrainer(m, TrainerOptions{Rank: 8, Targets: TargetsAll, F32Head: f32Head, Backward: row.backward,
 					GradientCheckpointing: row.checkpoint})
 				if err != nil {
 					b.Fatal(err)
