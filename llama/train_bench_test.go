@@ -87,7 +87,7 @@ func (r trainRow) String() string {
 }
 
 // BenchmarkTrainStep measures LoRA training on a quantized model (rank 8, all
-// seven projections, F32 head, every token scored) at T = 256, 512, 1024 (the
+// seven projections, every token scored) at T = 256, 512, 1024 (the
 // larger shapes at the length their memory goal names): train tokens/s, the
 // step/forward time ratio (goal <= 3), peak memory, and peak memory above the
 // model file (the goals: 1.1B Q8_0 at T=256 <= file + 1.5 GiB, 7B Q4_K_M at
