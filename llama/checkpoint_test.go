@@ -2,8 +2,11 @@ package llama
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
+
+	"github.com/fireact/fireact/llama/modelgen"
 )
 
 // TestGradientCheckpointingIsTheSameStep: a step split into one graph per
@@ -85,5 +88,54 @@ func TestGradientCheckpointingRefusedForFullTraining(t *testing.T) {
 	_, err := NewTrainer(m, TrainerOptions{Full: true, GradientCheckpointing: true})
 	if err == nil {
 		t.Fatal("full training with gradient checkpointing was accepted")
+	}
+}
+
+// TestTransientBackwardChunksLargeWeights: the transient backward takes a
+// frozen weight larger than 32 MiB in F32 (here the output matrix of a
+// 40k-token vocabulary) in row blocks; the update equals the one through a
+// whole transposed copy up to float rounding.
+func TestTransientBackwardChunksLargeWeights(t *testing.T) {
+	dir := t.TempDir()
+	v, err := modelgen.SPMVocab(modelgen.BasicWords()).Pad(40000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f32 := filepath.Join(dir, "f32.gguf")
+	cfg := modelgen.LlamaConfig{Vocab: v, NEmbd: 256, NLayer: 1, NHead: 4, NHeadKV: 2, NFF: 512, NCtx: 512, Seed: 9}
+	if err := modelgen.WriteLlama(f32, cfg); err != nil {
+		t.Fatal(err)
+	}
+	q8 := filepath.Join(dir, "q8.gguf")
+	if err := Quantize(f32, q8, "q8_0", 0); err != nil {
+		t.Fatal(err)
+	}
+	m := loadPath(t, q8, ModelOptions{})
+	b := agentBatch(t, m, trainText)
+	update := func(mode Backward) map[string][]float32 {
+		tr := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: TargetsAll | TargetOutput, Backward: mode, Threads: 2, Seed: 5,
+			Optimizer: OptimizerSGD})
+		// B starts at zero, so the first step changes B by its gradient;
+		// a second step's update also goes through the A gradients.
+		for i := 0; i < 2; i++ {
+			if _, err := tr.Step(b, 0.5); err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			}
+		}
+		return params(t, tr)
+	}
+	want, got := update(BackwardTransposed), update(BackwardTransient)
+	var num, den float64
+	for name, w := range want {
+		for i := range w {
+			d := float64(got[name][i] - w[i])
+			num += d * d
+			den += float64(w[i]) * float64(w[i])
+		}
+	}
+	if rel := math.Sqrt(num / den); !(rel <= 1e-5) {
+		t.Fatalf("transient (chunked head) and transposed updates differ by %.2e (relative), want ≤ 1e-5", rel)
+	} else {
+		t.Logf("relative difference %.2e", rel)
 	}
 }

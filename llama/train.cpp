@@ -543,6 +543,47 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     return tr->mm(ctx, m.output, cur);  // [n_vocab, n_scored]
 }
 
+// transient_chunk_bytes bounds the F32 transpose a transient backward makes
+// of a frozen weight at once: a larger weight (the output matrix above all:
+// vocabulary × n_embd) is taken in row blocks, whose buffers the allocator
+// reuses, instead of one transpose of the whole matrix (524 MiB for a 32k
+// vocabulary at n_embd 4096, twice: the F32 copy and its transpose).
+constexpr size_t transient_chunk_bytes = 32u << 20;
+
+// transposed_product is aᵀ's product with y, MUL_MAT(cont(aᵀ), y), for a
+// frozen weight a (any type, dequantized to F32 inside the graph) and a
+// gradient y whose first dimension is a's rows: dx = Wᵀ·dy. A 2-D weight
+// larger than transient_chunk_bytes in F32 is split into row blocks, the sum
+// of their products (the same result up to float rounding of the sum).
+ggml_tensor * transposed_product(ggml_context * ctx, ggml_tensor * a, ggml_tensor * y, std::vector<ggml_tensor *> & created) {
+    auto product = [&](ggml_tensor * w, ggml_tensor * yw) {
+        ggml_tensor * wf = w->type == GGML_TYPE_F32 ? w : ggml_cast(ctx, w, GGML_TYPE_F32);
+        ggml_tensor * wt = ggml_transpose(ctx, wf);
+        ggml_tensor * x = ggml_cont(ctx, wt);
+        ggml_tensor * r = ggml_mul_mat(ctx, x, yw);
+        for (ggml_tensor * t : {wf, wt, x, r}) created.push_back(t);
+        return r;
+    };
+    const int64_t rows = a->ne[1];
+    const int64_t per = std::max<int64_t>(1, (int64_t) (transient_chunk_bytes / (sizeof(float) * (size_t) a->ne[0])));
+    if (per >= rows || ggml_n_dims(a) > 2 || ggml_n_dims(y) > 2) return product(a, y);
+    ggml_tensor * sum = nullptr;
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        const int64_t nr = std::min(per, rows - r0);
+        ggml_tensor * w = ggml_view_2d(ctx, a, a->ne[0], nr, a->nb[1], (size_t) r0 * a->nb[1]);
+        ggml_tensor * yv = ggml_view_2d(ctx, y, nr, y->ne[1], y->nb[1], (size_t) r0 * y->nb[0]);
+        ggml_tensor * yc = ggml_cont(ctx, yv);
+        created.push_back(w);
+        created.push_back(yv);
+        created.push_back(yc);
+        ggml_tensor * part = product(w, yc);
+        // Added in row order: each block's buffers are free before the next's.
+        sum = sum == nullptr ? part : ggml_add(ctx, sum, part);
+        if (sum != part) created.push_back(sum);
+    }
+    return sum;
+}
+
 // rewrite_backward replaces, in the autodiff graph, every OUT_PROD with the MUL_MAT
 // that computes the same product. ggml's CPU OUT_PROD is one vector update per
 // output row and contraction step (re-dequantizing a quantized weight each time),
@@ -562,28 +603,13 @@ ggml_cgraph * rewrite_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph 
         if (node->op != GGML_OP_OUT_PROD || !ggml_is_contiguous(node)) continue;
         ggml_tensor * a = node->src[0];
         ggml_tensor * b = node->src[1];
-        ggml_tensor * x = nullptr;
         auto it = tr->transposed.find(a);
-        if (it != tr->transposed.end()) {
-            x = it->second;
-        } else if (a->type == GGML_TYPE_F32) {
-            ggml_tensor * at = ggml_transpose(ctx, a);
-            x = ggml_cont(ctx, at);
-            created.push_back(at);
-            created.push_back(x);
-        } else if (tr->p.backward == 3) {
-            // Transient: dequantize and transpose inside the graph. The F32
-            // copy is an intermediate, so the allocator reuses one buffer for
-            // every layer's matrices instead of keeping a copy of each.
-            ggml_tensor * af = ggml_cast(ctx, a, GGML_TYPE_F32);
-            ggml_tensor * at = ggml_transpose(ctx, af);
-            x = ggml_cont(ctx, at);
-            created.push_back(af);
-            created.push_back(at);
-            created.push_back(x);
-        } else {
-            continue;  // a quantized weight without a transposed copy
-        }
+        const bool copy = it != tr->transposed.end();
+        // Without a copy made at init the transpose is made inside the graph:
+        // always for an F32 weight, and for a quantized one in the transient
+        // mode (dequantized first). It is an intermediate, so the allocator
+        // reuses its buffer for every layer's matrices.
+        if (!copy && a->type != GGML_TYPE_F32 && tr->p.backward != 3) continue;  // quantized, no copy: OUT_PROD stays
         if (b->type != GGML_TYPE_F32) continue;
         ggml_tensor * y = nullptr;
         if (b->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(b->src[0])) {
@@ -594,9 +620,16 @@ ggml_cgraph * rewrite_backward(fa_trainer * tr, ggml_context * ctx, ggml_cgraph 
             created.push_back(bt);
             created.push_back(y);
         }
-        if (x->ne[0] != y->ne[0] || y->ne[2] % x->ne[2] != 0 || y->ne[3] % x->ne[3] != 0) continue;
-        ggml_tensor * r = ggml_mul_mat(ctx, x, y);
-        created.push_back(r);
+        ggml_tensor * r = nullptr;
+        if (copy) {
+            ggml_tensor * x = it->second;
+            if (x->ne[0] != y->ne[0] || y->ne[2] % x->ne[2] != 0 || y->ne[3] % x->ne[3] != 0) continue;
+            r = ggml_mul_mat(ctx, x, y);
+            created.push_back(r);
+        } else {
+            if (a->ne[1] != y->ne[0] || y->ne[2] % a->ne[2] != 0 || y->ne[3] % a->ne[3] != 0) continue;
+            r = transposed_product(ctx, a, y, created);
+        }
         if (!ggml_are_same_shape(r, node)) continue;
         repl[node] = r;
     }

@@ -94,22 +94,29 @@ func (r trainRow) String() string {
 // T=512 <= file + 3 GiB). The "outprod" rows are the same-run baseline:
 // ggml's own backward through frozen weights. FIREACT_BENCH_TRAIN_ROWS=fast
 // leaves out the transposed and outprod rows (which need the most memory and
-// time at the large shapes), =checkpoint keeps only the first row.
+// time at the large shapes), =checkpoint keeps only the first row;
+// FIREACT_BENCH_TRAIN_MODEL uses a model file made before instead of making
+// one.
 func BenchmarkTrainStep(b *testing.B) {
 	name, cfg, typ, err := trainShape()
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
-	full := filepath.Join(dir, "full.gguf")
-	if err := modelgen.WriteLlama(full, cfg); err != nil {
-		b.Fatal(err)
+	// FIREACT_BENCH_TRAIN_MODEL names a model file of the shape already made
+	// (the 7B one takes longer to make than to measure).
+	quant := os.Getenv("FIREACT_BENCH_TRAIN_MODEL")
+	if quant == "" {
+		dir := b.TempDir()
+		full := filepath.Join(dir, "full.gguf")
+		if err := modelgen.WriteLlama(full, cfg); err != nil {
+			b.Fatal(err)
+		}
+		quant = filepath.Join(dir, typ+".gguf")
+		if err := Quantize(full, quant, typ, 0); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(full)
 	}
-	quant := filepath.Join(dir, typ+".gguf")
-	if err := Quantize(full, quant, typ, 0); err != nil {
-		b.Fatal(err)
-	}
-	os.Remove(full)
 	st, err := os.Stat(quant)
 	if err != nil {
 		b.Fatal(err)
