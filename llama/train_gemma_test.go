@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fireact/fireact/llama/modelgen"
@@ -24,11 +25,12 @@ type gemmaCase struct {
 // layer 5 global at 1e6; q/k norms; one with a final soft-cap). The caps are
 // smaller than Gemma-2's 50 and 30 so that tanh is far from linear on this
 // small model's logits: a graph without them, or with a wrong gradient
-// through them, is far off.
+// through them, is far off. InitStd 0.25 (twice the default for n_embd 64)
+// puts the gate inputs at |x| ~ 2, where GELU's cubic term matters.
 func gemmaCases() []gemmaCase {
 	base := modelgen.GemmaConfig{
 		Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
-		NEmbd: 64, NHead: 4, NHeadKV: 2, HeadDim: 32, NFF: 128, NCtx: 512, SlidingWindow: 8, Seed: 17,
+		NEmbd: 64, NHead: 4, NHeadKV: 2, HeadDim: 32, NFF: 128, NCtx: 512, SlidingWindow: 8, Seed: 17, InitStd: 0.25,
 	}
 	g2 := base
 	g2.Arch, g2.NLayer, g2.AttnSoftcap, g2.FinalSoftcap = "gemma2", 2, 2, 4
@@ -153,7 +155,9 @@ func TestTrainGemmaMatchesDecode(t *testing.T) {
 // relative), and a finite difference of it measures the table's steps, not
 // a gradient: with the exact forward, the A matrices' differences (which
 // move the gate inputs by ~1e-4) are 10-30% off, while the smooth forward
-// agrees within 1%. The graph's gradient is the same in both modes.
+// agrees (see checkGemmaGradients). The graph's gradient is the same in both
+// modes; that the smooth forward is the function llama_decode computes, up
+// to the table's rounding, TestTrainGemmaMatchesDecode checks.
 func TestTrainGemmaGradientCheck(t *testing.T) {
 	dir := t.TempDir()
 	// gemma3-softcap's final cap is gemma2's, checked there.
@@ -168,7 +172,36 @@ func TestTrainGemmaGradientCheck(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			checkGradients(t, tr, b, gemmaLoraNames(TargetsAll, c.cfg.NLayer))
+			checkGemmaGradients(t, tr, b, gemmaLoraNames(TargetsAll, c.cfg.NLayer))
 		})
+	}
+}
+
+// checkGemmaGradients is checkGradients with a tolerance of 1% for the B
+// matrices: their probed elements carry large, well-conditioned gradients
+// (finite differences within 0.4% here), and 5% would let a GELU derivative
+// without its cubic term pass (its gate/up probes are 1-3% off). The A
+// matrices keep 5%: their elements move the activations ~100× less, so the
+// difference is noisier (up to ~4% here).
+func checkGemmaGradients(t *testing.T, tr *Trainer, b TrainBatch, names []string) {
+	t.Helper()
+	loss := func() (float64, error) {
+		r, err := tr.Eval(b)
+		return r.Loss, err
+	}
+	for _, name := range names {
+		p, err := tr.ProbeGradient(name, b, 1e-3, 1e-2, loss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tol := 0.05
+		if strings.HasSuffix(name, ".lora_b") {
+			tol = 0.01
+		}
+		if !p.Agrees(tol, 1e-3) {
+			t.Errorf("%s%v (tolerance %g)", name, p, tol)
+		} else {
+			t.Logf("%s%v", name, p)
+		}
 	}
 }
