@@ -159,7 +159,6 @@ std::string check_gemma(const llama_model & m) {
     if (hp.swa_type != LLAMA_SWA_TYPE_NONE && hp.swa_type != LLAMA_SWA_TYPE_STANDARD) {
         return "only standard sliding-window attention is supported for training";
     }
-    if (hp.n_embd_head_k != hp.n_rot) return "partial rotary is not supported for training";
     for (size_t il = 0; il < m.layers.size(); il++) {
         const auto & L = m.layers[il];
         const bool qk_norm = m.arch == LLM_ARCH_GEMMA3;

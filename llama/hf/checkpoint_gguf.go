@@ -189,7 +189,8 @@ func equalShape(a, b []int64) bool {
 // model.safetensors or the shards of model.safetensors.index.json,
 // tokenizer.json, tokenizer_config.json) into a GGUF model at out, as
 // llama.cpp's convert_hf_to_gguf.py does for LlamaForCausalLM (Llama-2,
-// Llama-3.x, Mistral), Qwen2ForCausalLM and Qwen3ForCausalLM.
+// Llama-3.x, Mistral), Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM
+// and Gemma3ForCausalLM (text-only; checkpoint_gemma.go).
 //
 // Everything is validated before anything is written: the configuration,
 // every shard header (a truncated shard is an error naming the file and the
@@ -199,7 +200,8 @@ func equalShape(a, b []int64) bool {
 //
 // Weights: the Q/K rows of llama models are permuted for llama.cpp's RoPE
 // (q with n_head, k with n_head_kv; their biases too); Qwen models use NEOX
-// RoPE and keep HF's order. rope_scaling llama3 adds rope_freqs.weight,
+// RoPE and keep HF's order, as do Gemma models, whose norms get the script's
+// + 1 (Gemma's RMSNorm multiplies by 1 + w). rope_scaling llama3 adds rope_freqs.weight,
 // linear writes rope.scaling.type/factor. A checkpoint without lm_head gets
 // no output.weight. For f16, matrices are F16 and vectors (norms, biases,
 // rope_freqs) F32, the script's rule. The output file appears atomically
