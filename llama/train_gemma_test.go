@@ -205,3 +205,39 @@ func checkGemmaGradients(t *testing.T, tr *Trainer, b TrainBatch, names []string
 		}
 	}
 }
+
+// TestTrainGemmaPackedSequencesAreIndependent: in a packed batch the
+// sliding-window mask, like the causal one, keeps each sequence to itself
+// (positions restart per sequence), so the packed loss is the separate
+// losses' mean. Both sequences are longer than the window.
+func TestTrainGemmaPackedSequencesAreIndependent(t *testing.T) {
+	c := gemmaCases()[0]
+	m := loadPath(t, writeGemma(t, t.TempDir(), c.name, c.cfg), ModelOptions{})
+	tr := newTrainer(t, m, TrainerOptions{Rank: 4, Threads: 2})
+	a := agentBatch(t, m, "Question: Who directed the film? Thought: I need to search the film. Action: search[the film]")
+	b := agentBatch(t, m, "Observation: The film was directed by Ann. Thought: The answer is Ann. Action: finish[Ann]")
+	if n := c.cfg.SlidingWindow; len(a.Tokens) <= 2*n || len(b.Tokens) <= 2*n {
+		t.Fatalf("%d and %d tokens: want both well past the window of %d", len(a.Tokens), len(b.Tokens), n)
+	}
+	la, err := tr.Eval(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := tr.Eval(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed := TrainBatch{
+		Tokens:   append(append([]Token(nil), a.Tokens...), b.Tokens...),
+		Target:   append(append([]bool(nil), a.Target...), b.Target...),
+		SeqStart: []int{0, len(a.Tokens)},
+	}
+	lp, err := tr.Eval(packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (la.Loss*float64(la.Scored) + lb.Loss*float64(lb.Scored)) / float64(la.Scored+lb.Scored)
+	if lp.Scored != la.Scored+lb.Scored || math.Abs(lp.Loss-want) > 1e-5 {
+		t.Fatalf("packed loss %.6f (%d scored), separate %.6f (%d)", lp.Loss, lp.Scored, want, la.Scored+lb.Scored)
+	}
+}
