@@ -22,7 +22,8 @@ type gemmaCase struct {
 
 // gemmaCases: gemma2 (layer 0 sliding, layer 1 global; soft-capped
 // attention and logits) and gemma3 (layers 0-4 sliding at RoPE base 10000,
-// layer 5 global at 1e6; q/k norms; one with a final soft-cap). The caps are
+// layer 5 global at 1e6; q/k norms; one with a final soft-cap and Gemma-3
+// 4B's linear RoPE scaling of the global layers). The caps are
 // smaller than Gemma-2's 50 and 30 so that tanh is far from linear on this
 // small model's logits: a graph without them, or with a wrong gradient
 // through them, is far off. InitStd 0.25 (twice the default for n_embd 64)
@@ -37,8 +38,8 @@ func gemmaCases() []gemmaCase {
 	g3 := base
 	g3.Arch, g3.NLayer = "gemma3", 6
 	g3cap := g3
-	g3cap.FinalSoftcap = 4
-	return []gemmaCase{{"gemma2", g2}, {"gemma3", g3}, {"gemma3-softcap", g3cap}}
+	g3cap.FinalSoftcap, g3cap.RopeScaleLinear = 4, 8
+	return []gemmaCase{{"gemma2", g2}, {"gemma3", g3}, {"gemma3-softcap-linear", g3cap}}
 }
 
 func writeGemma(t testing.TB, dir string, name string, cfg modelgen.GemmaConfig) string {
@@ -160,7 +161,8 @@ func TestTrainGemmaMatchesDecode(t *testing.T) {
 // to the table's rounding, TestTrainGemmaMatchesDecode checks.
 func TestTrainGemmaGradientCheck(t *testing.T) {
 	dir := t.TempDir()
-	// gemma3-softcap's final cap is gemma2's, checked there.
+	// gemma3-softcap-linear's final cap is gemma2's, checked there, and its
+	// RoPE scaling changes no gradient path.
 	for _, c := range gemmaCases()[:2] {
 		t.Run(c.name, func(t *testing.T) {
 			m := loadPath(t, writeGemma(t, dir, c.name, c.cfg), ModelOptions{})

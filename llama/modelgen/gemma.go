@@ -37,6 +37,11 @@ type GemmaConfig struct {
 	// AttnSoftcap (gemma2 only, default 50) and FinalSoftcap (gemma2
 	// default 30; gemma3 zero writes no key) are the soft-capping values.
 	AttnSoftcap, FinalSoftcap float32
+	// RopeScaleLinear, if set (gemma3 only), is rope_scaling {"rope_type":
+	// "linear", "factor": F}, written as rope.scaling.type and
+	// rope.scaling.factor (Gemma-3 4B and larger use 8). llama.cpp applies it
+	// to the global layers only, as transformers does.
+	RopeScaleLinear float32
 	// RMSEps defaults to 1e-6.
 	RMSEps float32
 	// Seed selects the weights; InitStd as LlamaConfig's.
@@ -99,6 +104,9 @@ func (c GemmaConfig) validate() error {
 	}
 	if c.Arch == "gemma3" && c.AttnSoftcap != 0 {
 		return fmt.Errorf("modelgen: gemma3 has no attention soft-capping (AttnSoftcap %g)", c.AttnSoftcap)
+	}
+	if c.RopeScaleLinear != 0 && (c.Arch != "gemma3" || !(c.RopeScaleLinear > 0)) {
+		return fmt.Errorf("modelgen: RopeScaleLinear %g: want a positive factor, on gemma3", c.RopeScaleLinear)
 	}
 	if c.Arch == "gemma2" && c.RopeFreqBase != 0 {
 		return fmt.Errorf("modelgen: convert_hf_to_gguf.py writes no rope.freq_base for gemma2 (RopeFreqBase %g)", c.RopeFreqBase)
@@ -164,6 +172,11 @@ func (c GemmaConfig) kvs() []gguf.KV {
 	}
 	if c.RopeFreqBase != 0 {
 		kvs = append(kvs, gguf.KV{Key: a + ".rope.freq_base", Value: c.RopeFreqBase})
+	}
+	if c.RopeScaleLinear != 0 {
+		kvs = append(kvs,
+			gguf.KV{Key: a + ".rope.scaling.type", Value: "linear"},
+			gguf.KV{Key: a + ".rope.scaling.factor", Value: c.RopeScaleLinear})
 	}
 	if c.AttnSoftcap != 0 {
 		kvs = append(kvs, gguf.KV{Key: a + ".attn_logit_softcapping", Value: c.AttnSoftcap})

@@ -454,11 +454,12 @@ func CheckpointCases(tokenizers string) []Checkpoint {
 			Config: map[string]any{"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
 		},
 		{ // Gemma-3 style: q/k norms, five sliding-window layers at RoPE base
-			// 10000 and a global one at 1e6, tied, F16, two shards.
+			// 10000 and a global one at 1e6 with Gemma-3 4B's linear scaling,
+			// tied, F16, two shards.
 			Name: "gemma3-swa-sharded", Arch: "gemma3", HFArch: "Gemma3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "gemma-3"),
 			NEmbd: 32, NLayer: 6, NHead: 2, NHeadKV: 1, HeadDim: 32, NFF: 64, Tied: true, DType: hf.F16, Shards: 2, Seed: 7,
-			SlidingWindow: 4,
-			Config:        map[string]any{"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
+			SlidingWindow: 4, RopeScaling: map[string]any{"factor": 8.0, "rope_type": "linear"},
+			Config: map[string]any{"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
 		},
 	}
 }

@@ -52,12 +52,17 @@ func hfNameFor(arch, name string) (string, bool) {
 }
 
 // gemmaModel is the modelgen configuration of a Gemma case.
+// A linear rope_scaling becomes modelgen's RopeScaleLinear.
 func (c Checkpoint) gemmaModel(v modelgen.Vocab) modelgen.GemmaConfig {
-	return modelgen.GemmaConfig{
+	g := modelgen.GemmaConfig{
 		Arch: c.Arch, Vocab: v, NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHeadKV, HeadDim: c.HeadDim,
 		NFF: c.NFF, NCtx: 512, SlidingWindow: c.SlidingWindow, AttnSoftcap: float32(c.AttnSoftcap),
 		FinalSoftcap: float32(c.FinalSoftcap), RMSEps: 1e-6, Seed: c.Seed,
 	}
+	if c.RopeScaling != nil && c.RopeScaling["rope_type"] == "linear" {
+		g.RopeScaleLinear = float32(c.RopeScaling["factor"].(float64))
+	}
+	return g
 }
 
 // gemmaConfig sets the config.json keys transformers writes for
