@@ -524,9 +524,11 @@ ggml_tensor * stop_gradient(ggml_context * ctx, ggml_tensor * x) {
 }
 
 // value_of_grad_of is exact's value with smooth's gradient: smooth +
-// stop(exact - smooth). smooth approximates exact closely, so the difference
-// is exact in float (Sterbenz) and so is the sum: the forward keeps exact's
-// bits, which are llama_decode's. With tr->smooth_forward, smooth itself.
+// stop(exact - smooth). smooth approximates exact within a factor of 2 (the
+// F16 table's rounding and tanhf's are far finer, and a table value of 0
+// subtracts exactly), so the difference is exact in float (Sterbenz) and so
+// is the sum: the forward keeps exact's bits, which are llama_decode's (the
+// tests check this bit for bit). With tr->smooth_forward, smooth itself.
 ggml_tensor * value_of_grad_of(const fa_trainer * tr, ggml_context * ctx, ggml_tensor * exact, ggml_tensor * smooth) {
     if (tr->smooth_forward) return smooth;
     return ggml_add(ctx, smooth, stop_gradient(ctx, ggml_sub(ctx, exact, smooth)));
