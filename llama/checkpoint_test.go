@@ -15,8 +15,9 @@ import (
 // the same values and the gradient entering a block is passed on exactly.
 // Covered: AdamW and SGD, dropout (the masks keep their whole-graph
 // indices), a weighted (policy-gradient) loss, gradient accumulation, a
-// quantized base through the transient backward, and target sets with no
-// block parameter (output only) or no head parameter.
+// quantized base through the transient backward, target sets with no block
+// parameter (output only) or no head parameter, and Gemma-2/3 (their own
+// graph, sliding-window and global blocks).
 func TestGradientCheckpointingIsTheSameStep(t *testing.T) {
 	dir := t.TempDir()
 	f32 := trainModel(t, dir, "base", 64, 31)
@@ -25,6 +26,10 @@ func TestGradientCheckpointingIsTheSameStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	models := map[string]*Model{"f32": loadPath(t, f32, ModelOptions{}), "q8_0": loadPath(t, q8, ModelOptions{})}
+	// Gemma's own graph: sliding-window and global blocks in separate segments.
+	for _, c := range gemmaCases()[:2] {
+		models[c.name] = loadPath(t, writeGemma(t, dir, c.name, c.cfg), ModelOptions{})
+	}
 	cases := []struct {
 		model    string
 		opts     TrainerOptions
@@ -36,6 +41,8 @@ func TestGradientCheckpointingIsTheSameStep(t *testing.T) {
 		{model: "f32", opts: TrainerOptions{Rank: 2, Targets: TargetOutput}},
 		{model: "f32", opts: TrainerOptions{Rank: 2, Targets: TargetQ | TargetDown}, weighted: true},
 		{model: "q8_0", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, F32Head: true, LoRADropout: 0.1}, accum: true},
+		{model: "gemma2", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, LoRADropout: 0.1}},
+		{model: "gemma3", opts: TrainerOptions{Rank: 4, Targets: TargetsAll}, weighted: true},
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("%d-%s", i, c.model), func(t *testing.T) {

@@ -87,6 +87,10 @@ struct fa_trainer {
     // While a training graph is built, the LoRA dropout masks it uses (inputs filled
     // after allocation); nullptr when no dropout applies (evaluation, p = 0).
     mutable std::vector<ggml_tensor *> * drop_masks = nullptr;
+    // The sliding-window layers' attention mask of the graph last built, or
+    // nullptr when the model has none (filled by set_swa_mask).
+    ggml_tensor * inp_mask_swa = nullptr;
+    bool          smooth_forward = false;  // fa_train_set_smooth_forward
 
     ~fa_trainer() {
         if (sched) ggml_backend_sched_free(sched);
@@ -129,20 +133,63 @@ struct fa_trainer {
 
 namespace {
 
+bool is_gemma(llm_arch a) { return a == LLM_ARCH_GEMMA2 || a == LLM_ARCH_GEMMA3; }
+
 bool arch_supported(llm_arch a) {
-    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3;
+    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3 || is_gemma(a);
+}
+
+// gemma_used lists every tensor build_forward_gemma reads.
+std::vector<const ggml_tensor *> gemma_used(const llama_model & m) {
+    std::vector<const ggml_tensor *> out = {m.tok_embd, m.output_norm, m.output};
+    for (const auto & L : m.layers) {
+        for (const ggml_tensor * t : {L.attn_norm, L.wq, L.wk, L.wv, L.wo, L.attn_post_norm, L.ffn_norm, L.ffn_gate, L.ffn_up,
+                                      L.ffn_down, L.ffn_post_norm, L.attn_q_norm, L.attn_k_norm}) {
+            if (t != nullptr) out.push_back(t);
+        }
+    }
+    return out;
+}
+
+// check_gemma refuses a Gemma-2/3 model the Gemma graph does not reproduce:
+// a norm missing, a sliding-window kind other than llama.cpp's standard
+// one, or any tensor the graph would not read (named).
+std::string check_gemma(const llama_model & m) {
+    const auto & hp = m.hparams;
+    if (hp.swa_type != LLAMA_SWA_TYPE_NONE && hp.swa_type != LLAMA_SWA_TYPE_STANDARD) {
+        return "only standard sliding-window attention is supported for training";
+    }
+    for (size_t il = 0; il < m.layers.size(); il++) {
+        const auto & L = m.layers[il];
+        const bool qk_norm = m.arch == LLM_ARCH_GEMMA3;
+        if (!L.attn_norm || !L.attn_post_norm || !L.ffn_norm || !L.ffn_post_norm ||
+            (qk_norm && (!L.attn_q_norm || !L.attn_k_norm))) {
+            return "layer " + std::to_string(il) + " lacks one of the norms of " + llm_arch_name(m.arch);
+        }
+    }
+    const std::vector<const ggml_tensor *> used = gemma_used(m);
+    for (const auto & kv : m.tensors_by_name) {
+        if (std::find(used.begin(), used.end(), kv.second) == used.end()) {
+            return "tensor " + kv.first + " is not used by the " + llm_arch_name(m.arch) + " training graph";
+        }
+    }
+    return "";
 }
 
 // check_model refuses what the training graph does not reproduce exactly.
 std::string check_model(const llama_model & m) {
     if (!arch_supported(m.arch)) {
         return std::string("architecture ") + llm_arch_name(m.arch) +
-               " is not supported for training (supported: llama, qwen2, qwen3)";
+               " is not supported for training (supported: llama, qwen2, qwen3, gemma2, gemma3)";
     }
     const auto & hp = m.hparams;
+    if (is_gemma(m.arch)) {
+        std::string why = check_gemma(m);
+        if (!why.empty()) return why;
+    }
     if (hp.n_expert > 0) return "mixture-of-experts models are not supported for training";
     if (hp.use_kq_norm) return "llama4-style KQ norm is not supported for training";
-    if (hp.swa_type != LLAMA_SWA_TYPE_NONE) return "sliding-window attention is not supported for training";
+    if (hp.swa_type != LLAMA_SWA_TYPE_NONE && !is_gemma(m.arch)) return "sliding-window attention is not supported for training";
     if (hp.n_rot != hp.n_embd_head_k || hp.n_embd_head_k != hp.n_embd_head_v) {
         return "partial rotary or unequal K/V head sizes are not supported for training";
     }
@@ -462,6 +509,189 @@ struct batch_in {
     std::vector<float>   weights;  // per scored row, when the loss is weighted
 };
 
+// ---- Gemma-2 and Gemma-3 (llama.cpp's gemma2-iswa.cpp and gemma3.cpp) ----
+
+// stop_gradient returns x's values as a tensor autodiff treats as a constant.
+// ggml has no such op, but ggml_build_backward_expand skips I32 nodes: a view
+// of x's bytes typed I32, viewed back as F32, holds x's values and carries no
+// gradient. Both are views, so no data is copied or converted.
+ggml_tensor * stop_gradient(ggml_context * ctx, ggml_tensor * x) {
+    GGML_ASSERT(ggml_is_contiguous(x) && x->type == GGML_TYPE_F32);
+    ggml_tensor * bits = ggml_view_1d(ctx, x, ggml_nelements(x), 0);
+    bits->type = GGML_TYPE_I32;  // same element size: strides and bytes unchanged
+    ggml_tensor * v = ggml_view_4d(ctx, bits, x->ne[0], x->ne[1], x->ne[2], x->ne[3], x->nb[1], x->nb[2], x->nb[3], 0);
+    v->type = GGML_TYPE_F32;
+    return v;
+}
+
+// value_of_grad_of is exact's value with smooth's gradient: smooth +
+// stop(exact - smooth). smooth approximates exact within a factor of 2 (the
+// F16 table's rounding and tanhf's are far finer, and a table value of 0
+// subtracts exactly), so the difference is exact in float (Sterbenz) and so
+// is the sum: the forward keeps exact's bits, which are llama_decode's (the
+// tests check this bit for bit). With tr->smooth_forward, smooth itself.
+ggml_tensor * value_of_grad_of(const fa_trainer * tr, ggml_context * ctx, ggml_tensor * exact, ggml_tensor * smooth) {
+    if (tr->smooth_forward) return smooth;
+    return ggml_add(ctx, smooth, stop_gradient(ctx, ggml_sub(ctx, exact, smooth)));
+}
+
+// sigmoid_d is σ(z) = exp(-softplus(-z)) from ops autodiff differentiates
+// (ggml has no SIGMOID backward); finite for every z, unlike 1/(1+exp(-z))'s.
+ggml_tensor * sigmoid_d(ggml_context * ctx, ggml_tensor * z) {
+    return ggml_exp(ctx, ggml_neg(ctx, ggml_softplus(ctx, ggml_neg(ctx, z))));
+}
+
+// tanh_exact is ggml_tanh (llama_decode's soft-capping op, tanhf) with the
+// gradient of tanh(z) = 2σ(2z) - 1: ggml has no TANH backward.
+ggml_tensor * tanh_exact(const fa_trainer * tr, ggml_context * ctx, ggml_tensor * z) {
+    ggml_tensor * smooth = ggml_scale_bias(ctx, sigmoid_d(ctx, ggml_scale(ctx, z, 2.0f)), 2.0f, -1.0f);
+    return value_of_grad_of(tr, ctx, ggml_tanh(ctx, z), smooth);
+}
+
+// softcap is cap·tanh(x/cap), as llama.cpp writes Gemma's soft-capping.
+ggml_tensor * softcap(const fa_trainer * tr, ggml_context * ctx, ggml_tensor * x, float cap) {
+    return ggml_scale(ctx, tanh_exact(tr, ctx, ggml_scale(ctx, x, 1.0f / cap)), cap);
+}
+
+// geglu_exact is llama_decode's GEGLU, gelu_tanh(gate)·up, with the gradient
+// of gelu_tanh(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³) (ggml has no GELU or
+// GLU-GEGLU backward). The forward keeps ggml_geglu_split's bits: on the CPU
+// that op reads GELU from an F16 table (x rounded to F16, the result rounded
+// to F16), up to ~1e-3 relative from the smooth function the gradient
+// follows.
+ggml_tensor * geglu_exact(const fa_trainer * tr, ggml_context * ctx, ggml_tensor * gate, ggml_tensor * up) {
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
+    ggml_tensor * inner = ggml_scale_bias(ctx, ggml_sqr(ctx, gate), 0.044715f, 1.0f);
+    ggml_tensor * two_u = ggml_scale(ctx, ggml_mul(ctx, gate, inner), 2.0f * sqrt_2_over_pi);
+    ggml_tensor * smooth = ggml_mul(ctx, ggml_mul(ctx, gate, sigmoid_d(ctx, two_u)), up);
+    return value_of_grad_of(tr, ctx, ggml_geglu_split(ctx, gate, up), smooth);
+}
+
+// rms_norm_w is llama.cpp's build_norm(LLM_NORM_RMS): rms_norm(x)·w.
+ggml_tensor * rms_norm_w(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, float eps) {
+    return ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), w);
+}
+
+// gemma_has_swa says whether the model has sliding-window layers (gemma2
+// always; gemma3 when its GGUF has attention.sliding_window).
+bool gemma_has_swa(const llama_model & m) { return is_gemma(m.arch) && m.hparams.swa_type != LLAMA_SWA_TYPE_NONE; }
+
+// gemma_rope returns layer il's RoPE base and scale as llama_decode's graph
+// uses them: gemma3 with sliding windows takes its SWA layers' fixed 10000
+// (llama_model::get_rope_freq_base), gemma2 and the rest the context's.
+std::pair<float, float> gemma_rope(const fa_trainer * tr, int il) {
+    const llama_model & m = *tr->model;
+    if (m.arch == LLM_ARCH_GEMMA3 && gemma_has_swa(m)) {
+        return {m.get_rope_freq_base(tr->cparams, il), m.get_rope_freq_scale(tr->cparams, il)};
+    }
+    return {tr->cparams.rope_freq_base, tr->cparams.rope_freq_scale};
+}
+
+// gemma_attention is one Gemma attention block from the normed input to the
+// output projection: RoPE at the layer's base, Q scaled by
+// f_attention_scale (llama.cpp: 1/√head_dim, or 1/√(n_embd/n_head) for the
+// 27B sizes) before Q·K, gemma2's soft-capping of the attention logits, and
+// the layer's mask (sliding-window or causal).
+ggml_tensor * gemma_attention(fa_trainer * tr, ggml_context * ctx, int il, ggml_tensor * cur, ggml_tensor * pos,
+                              ggml_tensor * mask, int n) {
+    const llama_model & m = *tr->model;
+    const auto & hp = m.hparams;
+    const auto & cp = tr->cparams;
+    const auto & L = m.layers[il];
+    const int64_t d = hp.n_embd_head_k, n_head = hp.n_head(il), n_head_kv = hp.n_head_kv(il);
+    const float eps = hp.f_norm_rms_eps;
+    ggml_tensor * Q = ggml_reshape_3d(ctx, tr->mm(ctx, L.wq, cur), d, n_head, n);
+    ggml_tensor * K = ggml_reshape_3d(ctx, tr->mm(ctx, L.wk, cur), d, n_head_kv, n);
+    ggml_tensor * V = ggml_reshape_3d(ctx, tr->mm(ctx, L.wv, cur), d, n_head_kv, n);
+    if (L.attn_q_norm) Q = rms_norm_w(ctx, Q, L.attn_q_norm, eps);
+    if (L.attn_k_norm) K = rms_norm_w(ctx, K, L.attn_k_norm, eps);
+    const auto [base, scale] = gemma_rope(tr, il);
+    Q = ggml_rope_ext(ctx, Q, pos, nullptr, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, base, scale, cp.yarn_ext_factor,
+                      cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+    K = ggml_rope_ext(ctx, K, pos, nullptr, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, base, scale, cp.yarn_ext_factor,
+                      cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+    // The reshape (to the same shape) is for the backward: the gradient
+    // arriving through the permute below is not contiguous, which SCALE's
+    // backward refuses; RESHAPE's makes it contiguous first.
+    Q = ggml_reshape_3d(ctx, ggml_scale(ctx, Q, hp.f_attention_scale), d, n_head, n);
+    ggml_tensor * q = ggml_permute(ctx, Q, 0, 2, 1, 3);
+    ggml_tensor * k = ggml_permute(ctx, K, 0, 2, 1, 3);
+    ggml_tensor * v = ggml_cont(ctx, ggml_transpose(ctx, ggml_permute(ctx, V, 0, 2, 1, 3)));
+    ggml_tensor * kq = ggml_mul_mat(ctx, k, q);
+    if (hp.attn_soft_cap) kq = softcap(tr, ctx, kq, hp.f_attn_logit_softcapping);
+    kq = ggml_soft_max_ext(ctx, kq, mask, 1.0f, 0.0f);
+    ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);
+    cur = ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), d * n_head, n);
+    return tr->mm(ctx, L.wo, cur);
+}
+
+// build_forward_gemma is build_forward for gemma2 and gemma3: the embedding
+// scaled by √n_embd, post-attention and post-FFN norms, GEGLU, and the final
+// logits soft-capped (gemma2 always, gemma3 when its GGUF sets a cap).
+// Segments for gradient checkpointing (l0, l1, x_in, head) as build_forward's;
+// a segment gets each mask only if one of its blocks reads it.
+ggml_tensor * build_forward_gemma(fa_trainer * tr, ggml_context * ctx, int n, int n_scored, ggml_tensor ** inp_tok,
+                                  ggml_tensor ** inp_pos, ggml_tensor ** inp_mask, ggml_tensor ** inp_rows, int l0, int l1,
+                                  ggml_tensor * x_in, bool head) {
+    const llama_model & m = *tr->model;
+    const auto & hp = m.hparams;
+    const float eps = hp.f_norm_rms_eps;
+    if (l1 < 0) l1 = (int) m.layers.size();
+    bool swa = false, global = false;
+    for (int il = l0; il < l1; il++) {
+        const bool is_swa = gemma_has_swa(m) && hp.is_swa(il);
+        swa = swa || is_swa;
+        global = global || !is_swa;
+    }
+    *inp_tok = x_in == nullptr ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
+    *inp_pos = l0 < l1 ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
+    *inp_mask = global ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n) : nullptr;
+    *inp_rows = head ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_scored) : nullptr;
+    tr->inp_mask_swa = swa ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n) : nullptr;
+    for (ggml_tensor * t : {*inp_tok, *inp_pos, *inp_mask, *inp_rows, tr->inp_mask_swa}) {
+        if (t != nullptr) ggml_set_input(t);
+    }
+
+    ggml_tensor * x = x_in;
+    if (x == nullptr) x = ggml_scale(ctx, ggml_get_rows(ctx, tr->w(m.tok_embd), *inp_tok), sqrtf((float) hp.n_embd));
+    for (int il = l0; il < l1; il++) {
+        const auto & L = m.layers[il];
+        ggml_tensor * mask = gemma_has_swa(m) && hp.is_swa(il) ? tr->inp_mask_swa : *inp_mask;
+        ggml_tensor * cur = gemma_attention(tr, ctx, (int) il, rms_norm_w(ctx, x, L.attn_norm, eps), *inp_pos, mask, n);
+        cur = rms_norm_w(ctx, cur, L.attn_post_norm, eps);
+        ggml_tensor * sa_out = ggml_add(ctx, cur, x);
+        cur = rms_norm_w(ctx, sa_out, L.ffn_norm, eps);
+        ggml_tensor * up = tr->mm(ctx, L.ffn_up, cur);
+        ggml_tensor * gate = tr->mm(ctx, L.ffn_gate, cur);
+        cur = tr->mm(ctx, L.ffn_down, geglu_exact(tr, ctx, gate, up));
+        cur = rms_norm_w(ctx, cur, L.ffn_post_norm, eps);
+        x = ggml_add(ctx, cur, sa_out);
+    }
+    if (!head) return x;
+    ggml_tensor * cur = ggml_get_rows(ctx, rms_norm_w(ctx, x, m.output_norm, eps), *inp_rows);
+    cur = tr->mm(ctx, m.output, cur);
+    if (m.arch == LLM_ARCH_GEMMA2 || hp.f_final_logit_softcapping != 0.0f) {
+        cur = softcap(tr, ctx, cur, hp.f_final_logit_softcapping);
+    }
+    return cur;  // [n_vocab, n_scored]
+}
+
+// set_swa_mask fills the sliding-window mask of the graph last built, if it
+// has one: the causal mask of in, and also masked where llama.cpp's
+// is_masked_swa masks (a key n_swa or more positions behind the query, in
+// its own sequence).
+void set_swa_mask(const fa_trainer * tr, const batch_in & in, int n) {
+    if (tr->inp_mask_swa == nullptr) return;
+    const auto & hp = tr->model->hparams;
+    std::vector<float> mask = in.mask;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            if (llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, in.pos[j], in.pos[i])) mask[(size_t) i * n + j] = -INFINITY;
+        }
+    }
+    ggml_backend_tensor_set(tr->inp_mask_swa, mask.data(), 0, mask.size() * sizeof(float));
+}
+
 // build_forward builds the forward over n tokens: logits of the n_scored rows.
 // A segment of it, for gradient checkpointing, is blocks [l0, l1) only: x_in
 // (the hidden state entering block l0) replaces the token embedding when set,
@@ -471,6 +701,9 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
                             ggml_tensor ** inp_tok, ggml_tensor ** inp_pos, ggml_tensor ** inp_mask,
                             ggml_tensor ** inp_rows, int l0 = 0, int l1 = -1, ggml_tensor * x_in = nullptr,
                             bool head = true) {
+    if (is_gemma(tr->model->arch)) {
+        return build_forward_gemma(tr, ctx, n, n_scored, inp_tok, inp_pos, inp_mask, inp_rows, l0, l1, x_in, head);
+    }
     const llama_model & m = *tr->model;
     const auto & hp = m.hparams;
     const auto & cp = tr->cparams;
@@ -926,6 +1159,7 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
     };
     auto fill_segment = [&](const segment & sg, int l0) {
         fill_inputs(in, tokens, n, sg.tok, sg.pos, sg.mask, sg.rows);
+        set_swa_mask(tr, in, n);
         if (sg.x_in != nullptr) ggml_backend_tensor_set(sg.x_in, xs[l0].data(), 0, xs[l0].size() * sizeof(float));
         fill_masks(tr, masks, mask_offset[l0]);
     };
@@ -1036,6 +1270,7 @@ float run_step(fa_trainer * tr, const llama_token * tokens, const uint8_t * targ
     }
     compute(tr, gf, "training graph", [&] {
         fill_inputs(in, tokens, n, tok, pos, mask, rows);
+        set_swa_mask(tr, in, n);
         fill_masks(tr, masks);
         fill_loss_inputs(lg, in, n_vocab);
         if (train && !accumulate) set_opt_params(tr, lr);
@@ -1082,7 +1317,10 @@ void run_forward(fa_trainer * tr, const llama_token * tokens, int n, const batch
     ggml_set_output(logits);
     ggml_cgraph * gf = ggml_new_graph_custom(g.c, tr->graph_size, false);
     ggml_build_forward_expand(gf, logits);
-    compute(tr, gf, "forward", [&] { fill_inputs(in, tokens, n, tok, pos, mask, rows); });
+    compute(tr, gf, "forward", [&] {
+        fill_inputs(in, tokens, n, tok, pos, mask, rows);
+        set_swa_mask(tr, in, n);
+    });
     read(logits);
     ggml_backend_sched_reset(tr->sched);
 }
@@ -1338,6 +1576,8 @@ int32_t fa_train_param_set(fa_trainer * t, int32_t i, const float * src, int64_t
     ggml_backend_tensor_set(t->params[i].t, src, 0, n * sizeof(float));
     return 0;
 }
+
+void fa_train_set_smooth_forward(fa_trainer * t, bool on) { t->smooth_forward = on; }
 
 void fa_train_free(fa_trainer * t) { delete t; }
 

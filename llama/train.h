@@ -116,6 +116,12 @@ int32_t fa_train_param_set(fa_trainer * t, int32_t i, const float * src, int64_t
 // (n * n_vocab floats) to out. For equivalence tests against llama_decode.
 int32_t fa_train_logits(fa_trainer * t, const llama_token * tokens, int32_t n, float * out, char * err, size_t err_len);
 
+// Makes the forward compute the smooth functions whose gradient the graph
+// takes where llama_decode's op has no backward (Gemma's GELU, read from an F16
+// table on the CPU, and tanh), instead of those ops' own values: for
+// finite-difference checks of the gradient, which a staircase forward hides.
+void fa_train_set_smooth_forward(fa_trainer * t, bool on);
+
 void fa_train_free(fa_trainer * t);
 
 #ifdef __cplusplus

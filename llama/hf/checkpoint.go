@@ -41,6 +41,8 @@ type checkpointArch struct {
 	// ropeScaling: rope_scaling types the converter handles for the
 	// architecture ("linear", "llama3").
 	ropeScaling []string
+	// gemma: the Gemma-2/3 layout and keys (checkpoint_gemma.go).
+	gemma bool
 }
 
 var checkpointArchs = map[string]checkpointArch{
@@ -48,6 +50,8 @@ var checkpointArchs = map[string]checkpointArch{
 	"MistralForCausalLM": {gguf: "llama", permuteQK: true, vocabAndRopeDim: true, ropeScaling: []string{"linear", "llama3"}},
 	"Qwen2ForCausalLM":   {gguf: "qwen2", qkvBias: true},
 	"Qwen3ForCausalLM":   {gguf: "qwen3", qkNorm: true},
+	"Gemma2ForCausalLM":  {gguf: "gemma2", gemma: true},
+	"Gemma3ForCausalLM":  {gguf: "gemma3", qkNorm: true, gemma: true, ropeScaling: []string{"linear"}},
 }
 
 // SupportedCheckpointArchs lists the config.json architectures
@@ -98,6 +102,8 @@ type CheckpointConfig struct {
 	TieWordEmbeddings bool
 	// RopeScaling is nil when config.json has none.
 	RopeScaling *RopeScaling
+	// Gemma holds the Gemma-2/3 fields; nil for other architectures.
+	Gemma *GemmaConfig
 }
 
 // rawCheckpointConfig is config.json as decoded; pointers tell absent from zero.
@@ -145,6 +151,9 @@ func parseCheckpointConfig(path string, b []byte) (*CheckpointConfig, error) {
 		return nil, fail("architectures is %q, want exactly one of %s", raw.Architectures, strings.Join(SupportedCheckpointArchs(), ", "))
 	}
 	c.Architecture = raw.Architectures[0]
+	if why, ok := refusedCheckpointArchs[c.Architecture]; ok {
+		return nil, fail("architecture %q is not supported: %s", c.Architecture, why)
+	}
 	if _, ok := checkpointArchs[c.Architecture]; !ok {
 		return nil, fail("architecture %q is not supported (supported: %s)", c.Architecture, strings.Join(SupportedCheckpointArchs(), ", "))
 	}
@@ -228,6 +237,11 @@ func parseCheckpointConfig(path string, b []byte) (*CheckpointConfig, error) {
 			}
 		}
 		c.RopeScaling = rs
+	}
+	if checkpointArchs[c.Architecture].gemma {
+		if err := parseGemmaConfig(c, raw, b); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }

@@ -56,6 +56,7 @@ type ckptTensor struct {
 	shape []uint64 // ggml order
 	heads int      // > 0: rows permuted as LlamaModel.permute with this many heads
 	data  []byte   // generated F32 data
+	shift float32  // added to every element (Gemma's norms: shiftNorm)
 }
 
 // tensorRule is one HF tensor the architecture has.
@@ -64,6 +65,7 @@ type tensorRule struct {
 	shape    []int64 // torch order
 	optional bool
 	heads    int
+	shift    float32 // added to every element (Gemma's norm_shift)
 }
 
 // checkpointRules lists the tensors of a checkpoint of cfg's architecture
@@ -71,6 +73,9 @@ type tensorRule struct {
 // llama.cpp's names (convert_hf_to_gguf.py's tensor map for the llama
 // family).
 func checkpointRules(cfg *CheckpointConfig, arch checkpointArch) []tensorRule {
+	if arch.gemma {
+		return gemmaRules(cfg, arch)
+	}
 	h, ff, v := int64(cfg.HiddenSize), int64(cfg.IntermediateSize), int64(cfg.VocabSize)
 	q, kv, hd := int64(cfg.NumHeads*cfg.HeadDim), int64(cfg.NumKVHeads*cfg.HeadDim), int64(cfg.HeadDim)
 	qHeads, kHeads := 0, 0
@@ -145,7 +150,7 @@ func planCheckpoint(dir string, cfg *CheckpointConfig, shards *checkpointShards)
 		for i, d := range t.Shape {
 			shape[len(shape)-1-i] = uint64(d)
 		}
-		plan = append(plan, ckptTensor{name: r.gguf, src: r.hf, shard: st, shape: shape, heads: r.heads})
+		plan = append(plan, ckptTensor{name: r.gguf, src: r.hf, shard: st, shape: shape, heads: r.heads, shift: r.shift})
 		if r.gguf == "token_embd.weight" && cfg.RopeScaling != nil && cfg.RopeScaling.RopeType == "llama3" {
 			base := cfg.RopeTheta
 			if base == 0 {
@@ -184,7 +189,8 @@ func equalShape(a, b []int64) bool {
 // model.safetensors or the shards of model.safetensors.index.json,
 // tokenizer.json, tokenizer_config.json) into a GGUF model at out, as
 // llama.cpp's convert_hf_to_gguf.py does for LlamaForCausalLM (Llama-2,
-// Llama-3.x, Mistral), Qwen2ForCausalLM and Qwen3ForCausalLM.
+// Llama-3.x, Mistral), Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM
+// and Gemma3ForCausalLM (text-only; checkpoint_gemma.go).
 //
 // Everything is validated before anything is written: the configuration,
 // every shard header (a truncated shard is an error naming the file and the
@@ -194,7 +200,8 @@ func equalShape(a, b []int64) bool {
 //
 // Weights: the Q/K rows of llama models are permuted for llama.cpp's RoPE
 // (q with n_head, k with n_head_kv; their biases too); Qwen models use NEOX
-// RoPE and keep HF's order. rope_scaling llama3 adds rope_freqs.weight,
+// RoPE and keep HF's order, as do Gemma models, whose norms get the script's
+// + 1 (Gemma's RMSNorm multiplies by 1 + w). rope_scaling llama3 adds rope_freqs.weight,
 // linear writes rope.scaling.type/factor. A checkpoint without lm_head gets
 // no output.weight. For f16, matrices are F16 and vectors (norms, biases,
 // rope_freqs) F32, the script's rule. The output file appears atomically
@@ -336,6 +343,11 @@ func (t ckptTensor) convert(files map[string]*os.File, typ gguf.Type) ([]byte, e
 		b = permuteRows(b, perm, false)
 	}
 	src, _ := st.DType.GGUFType()
+	if t.shift != 0 {
+		if b, src, err = shiftNorm(b, src, t.shift, int(st.Elements())); err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %w", t.shard.Path, t.src, err)
+		}
+	}
 	if src == typ {
 		return b, nil
 	}
@@ -350,6 +362,9 @@ func (t ckptTensor) convert(files map[string]*os.File, typ gguf.Type) ([]byte, e
 // names and types convert_hf_to_gguf.py (TextModel and LlamaModel
 // set_gguf_parameters) writes and llama.cpp reads.
 func setCheckpointKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch, name, native string) error {
+	if arch.gemma {
+		return setGemmaKVs(w, cfg, arch, name, native)
+	}
 	a := arch.gguf
 	fileType := uint32(0) // LLAMA_FTYPE_ALL_F32
 	if native == "f16" {

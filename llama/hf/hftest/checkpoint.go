@@ -21,7 +21,8 @@ type Checkpoint struct {
 	// Name names the case in tests.
 	Name string
 	// Arch is the llama.cpp architecture of the reference model (llama,
-	// qwen2 or qwen3) and HFArch config.json's "architectures" entry.
+	// qwen2, qwen3, gemma2 or gemma3) and HFArch config.json's
+	// "architectures" entry.
 	Arch, HFArch string
 	// Tokenizer is a directory with a real tokenizer.json and
 	// tokenizer_config.json (one of ../shared/data/tokenizers), copied into
@@ -50,6 +51,11 @@ type Checkpoint struct {
 	Config map[string]any
 	// Seed selects the weights.
 	Seed uint64
+	// HeadDim, SlidingWindow, AttnSoftcap and FinalSoftcap are Gemma's
+	// head_dim, sliding_window, attn_logit_softcapping and
+	// final_logit_softcapping (checkpoint_gemma.go).
+	HeadDim, SlidingWindow    int
+	AttnSoftcap, FinalSoftcap float64
 }
 
 // hfNames maps GGUF tensor names of a llama-family block (after "blk.N.")
@@ -155,10 +161,14 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 	for i := range v.Types {
 		v.Types[i] = modelgen.TokenNormal
 	}
-	err = modelgen.WriteLlama(genPath, modelgen.LlamaConfig{
-		Arch: c.Arch, Vocab: v, NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHeadKV,
-		NFF: c.NFF, NCtx: 512, TiedOutput: c.Tied, Seed: c.Seed, RopeFreqBase: 10000, RMSEps: 1e-5,
-	})
+	if isGemma(c.Arch) {
+		err = modelgen.WriteGemma(genPath, c.gemmaModel(v))
+	} else {
+		err = modelgen.WriteLlama(genPath, modelgen.LlamaConfig{
+			Arch: c.Arch, Vocab: v, NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHeadKV,
+			NFF: c.NFF, NCtx: 512, TiedOutput: c.Tied, Seed: c.Seed, RopeFreqBase: 10000, RMSEps: 1e-5,
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +193,16 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 			t.Fatal(err)
 		}
 		dtype := hf.F32
+		hx := x // the checkpoint's values
 		switch {
+		case strings.HasSuffix(ti.Name, "norm.weight") && isGemma(c.Arch):
+			// Gemma's RMSNorm multiplies by 1 + w: the checkpoint holds w, the
+			// reference 1 + w added in float32, as the converter adds it.
+			hx = make([]float32, len(x))
+			for i := range x {
+				hx[i] = float32(0.2 * rng.NormFloat64())
+				x[i] = hx[i] + 1
+			}
 		case strings.HasSuffix(ti.Name, "norm.weight"):
 			for i := range x {
 				x[i] = float32(1 + 0.2*rng.NormFloat64())
@@ -196,7 +215,7 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 		if ti.Name == "token_embd.weight" && c.RopeFreqs != nil {
 			must(t, w.AddTensor("rope_freqs.weight", gguf.TypeF32, []uint64{uint64(len(c.RopeFreqs))}, gguf.EncodeF32(c.RopeFreqs)))
 		}
-		name, ok := HFName(ti.Name)
+		name, ok := hfNameFor(c.Arch, ti.Name)
 		if !ok {
 			t.Fatalf("no HF name for %s", ti.Name)
 		}
@@ -209,9 +228,9 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 			if strings.HasSuffix(ti.Name, ".attn_k.weight") {
 				heads = c.NHeadKV
 			}
-			x = Unpermute(x, int(shape[0]), int(shape[1]), heads)
+			hx = Unpermute(x, int(shape[0]), int(shape[1]), heads)
 		}
-		hfTensors = append(hfTensors, hf.TensorData{Name: name, DType: dtype, Shape: shape, Data: encodeDType(t, x, dtype)})
+		hfTensors = append(hfTensors, hf.TensorData{Name: name, DType: dtype, Shape: shape, Data: encodeDType(t, hx, dtype)})
 	}
 	refPath = filepath.Join(dir, "reference.gguf")
 	must(t, w.WriteFile(refPath))
@@ -267,6 +286,8 @@ func (c Checkpoint) config(vocab int) map[string]any {
 		m["max_window_layers"] = c.NLayer
 		m["sliding_window"] = nil
 		m["use_sliding_window"] = false
+	case "gemma2", "gemma3":
+		c.gemmaConfig(m)
 	}
 	if c.RopeScaling != nil {
 		m["rope_scaling"] = c.RopeScaling
@@ -423,6 +444,22 @@ func CheckpointCases(tokenizers string) []Checkpoint {
 			Name: "qwen3-qknorm-sharded", Arch: "qwen3", HFArch: "Qwen3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),
 			VocabSize: 151936, NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Shards: 2, Seed: 5,
 			Config: map[string]any{"bos_token_id": 151643, "eos_token_id": 151645},
+		},
+		{ // Gemma-2 style: head_dim 32 ≠ 32/2, GQA, soft-capping (Gemma-2's own caps), a
+			// sliding window of 4 on layer 0, tied, BF16. The Gemma-3 tokenizer
+			// stands in for Gemma-2's (the same SentencePiece family).
+			Name: "gemma2-swa-bf16", Arch: "gemma2", HFArch: "Gemma2ForCausalLM", Tokenizer: filepath.Join(tokenizers, "gemma-3"),
+			NEmbd: 32, NLayer: 2, NHead: 2, NHeadKV: 1, HeadDim: 32, NFF: 64, Tied: true, DType: hf.BF16, Seed: 6,
+			SlidingWindow: 4, AttnSoftcap: 50, FinalSoftcap: 30,
+			Config: map[string]any{"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
+		},
+		{ // Gemma-3 style: q/k norms, five sliding-window layers at RoPE base
+			// 10000 and a global one at 1e6 with Gemma-3 4B's linear scaling,
+			// tied, F16, two shards.
+			Name: "gemma3-swa-sharded", Arch: "gemma3", HFArch: "Gemma3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "gemma-3"),
+			NEmbd: 32, NLayer: 6, NHead: 2, NHeadKV: 1, HeadDim: 32, NFF: 64, Tied: true, DType: hf.F16, Shards: 2, Seed: 7,
+			SlidingWindow: 4, RopeScaling: map[string]any{"factor": 8.0, "rope_type": "linear"},
+			Config: map[string]any{"bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
 		},
 	}
 }
