@@ -231,9 +231,13 @@ func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 				return err
 			}
 			step++
-			last = -(st.Surrogate - g.KL*st.KL) // the objective, as a loss
+			ps := policyStep(step, g.KL, pack, used, len(a), st)
+			last = -ps.Objective
 			if err := j.s.AddLossPoints(ctx, tid, []store.LossPoint{{Step: step, Loss: last, LR: g.LR, Tokens: res.Scored,
 				ElapsedSeconds: time.Since(t0).Seconds()}}); err != nil {
+				return err
+			}
+			if err := j.s.AddPolicySteps(ctx, tid, []store.PolicyStep{ps}); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.Log, "improve: round %d: grpo step %d: surrogate %.4f, KL %.4f, clipped %.0f%%\n",
@@ -251,6 +255,19 @@ func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 	}
 	r.TrainingRunID, r.TrainLoss = tid, last
 	return j.recordAdapter(r, out, step, t0)
+}
+
+// policyStep is the store's record of a step on the rollouts pack of used,
+// tokens scored, whose batch PolicyWeights summarised as st; beta is the KL
+// penalty's weight (0: no reference, so no KL to record).
+func policyStep(step int, beta float64, pack []int, used []*rollout, tokens int, st finetune.PolicyStats) store.PolicyStep {
+	var reward float64
+	for _, k := range pack {
+		reward += used[k].reward
+	}
+	return store.PolicyStep{Step: step, Rollouts: len(pack), Tokens: tokens, Reward: reward / float64(len(pack)),
+		Surrogate: st.Surrogate, Clipped: st.Clipped, KL: st.KL, HasKL: beta > 0,
+		Objective: st.Surrogate - beta*st.KL}
 }
 
 // recordAdapter records the round's adapter.
