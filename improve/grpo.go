@@ -152,6 +152,9 @@ func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 		if err := ck.VerifyOutput(out); err != nil {
 			return err
 		}
+		if err := j.finishRecords(ctx, ck, out); err != nil {
+			return err
+		}
 		_, r.TrainingRunID = ck.Records()
 		r.TrainLoss = ck.Loss()
 		return j.recordAdapter(r, out, ck.Step(), t0)
@@ -285,15 +288,20 @@ func (j *job) grpoSteps(ctx context.Context, r *store.Round, used []*rollout, ck
 	if err := ck.Finish(tr, out, steps, loss); err != nil {
 		return err
 	}
-	if err := j.s.FinishTrainingRun(ctx, tid, store.StatusDone, out); err != nil {
-		return err
-	}
-	runID, _ := ck.Records()
-	if err := j.s.SetRunStatus(ctx, runID, store.StatusDone); err != nil {
+	if err := j.finishRecords(ctx, ck, out); err != nil {
 		return err
 	}
 	r.TrainingRunID, r.TrainLoss = tid, loss
 	return nil
+}
+
+// finishRecords marks the run and training run of a finished phase done.
+func (j *job) finishRecords(ctx context.Context, ck *finetune.StepCheckpoint, out string) error {
+	runID, tid := ck.Records()
+	if err := j.s.FinishTrainingRun(ctx, tid, store.StatusDone, out); err != nil {
+		return err
+	}
+	return j.s.SetRunStatus(ctx, runID, store.StatusDone)
 }
 
 // grpoLoop takes the steps after the checkpoint's last one on tr,

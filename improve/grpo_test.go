@@ -171,7 +171,8 @@ func checkPolicyCurve(t *testing.T, s *store.Store, r store.Round, loss []store.
 // without an interruption writes from the same samples (the round rewound in
 // the store, its checkpoint, adapter and dev run removed). Meanwhile the checkpoint is
 // refused to the job with another clip and to another job writing into the
-// same directory, and stays as it was.
+// same directory, and stays as it was. A phase whose checkpoint says it
+// finished is not trained again.
 func TestGRPOResume(t *testing.T) {
 	start := time.Now()
 	d := newDemoWorld(t)
@@ -299,6 +300,22 @@ func TestGRPOResume(t *testing.T) {
 		if scurve[i].Loss != curve[i].Loss {
 			t.Errorf("step %d: loss %g uninterrupted, %g resumed", i+1, scurve[i].Loss, curve[i].Loss)
 		}
+	}
+
+	// A phase that finished before its round could record it (a kill in
+	// between) is not trained again: its checkpoint says done.
+	rewound = s
+	rewound.Status, rewound.Phase = store.StatusInterrupted, store.PhaseTrain
+	if err := d.Store.SaveRound(ctx, &rewound); err != nil {
+		t.Fatal(err)
+	}
+	first = nil
+	final, err := Run(ctx, d.Store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := final.Rounds[1]; first != nil || f.AdapterHash != s.AdapterHash || f.TrainingRunID != s.TrainingRunID || f.Status != store.StatusDone {
+		t.Errorf("the finished phase rerun: step event %+v, round %+v", first, f)
 	}
 }
 
