@@ -96,18 +96,8 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	res := Result{Out: c.Out, Examples: len(d.train), ValExamples: len(d.val), Truncated: d.truncated,
 		Skipped: d.skipped, PieceWise: d.pieceWise, DatasetID: d.datasetID, Cutoff: c.Cutoff}
 	if ck != nil && ck.State != "" {
-		for _, name := range []string{ck.State, ck.Adapter, ck.Best} {
-			if name != "" {
-				if err := ck.verify(name, filepath.Join(dir, name)); err != nil {
-					return res, err
-				}
-			}
-		}
-		if err := tr.LoadState(filepath.Join(dir, ck.State)); err != nil {
-			return res, fmt.Errorf("finetune: resume from %s: %w", dir, err)
-		}
-		if int(tr.Steps()) != ck.Step {
-			return res, fmt.Errorf("finetune: %s: state at step %d, progress says %d", dir, tr.Steps(), ck.Step)
+		if err := restoreState(dir, ck, tr); err != nil {
+			return res, err
 		}
 		res.Resumed = ck.Step
 	}
@@ -306,21 +296,7 @@ func (l *loop) checkpoint(ctx context.Context) error {
 	if l.ck.Step == 0 {
 		return nil
 	}
-	state := fmt.Sprintf("state-%d.gguf", l.ck.Step)
-	adapter := fmt.Sprintf("adapter-%d.gguf", l.ck.Step)
-	if err := saveAtomic(filepath.Join(l.dir, state), l.tr.SaveState); err != nil {
-		return err
-	}
-	if err := saveAtomic(filepath.Join(l.dir, adapter), l.tr.Save); err != nil {
-		return err
-	}
-	l.ck.State, l.ck.Adapter = state, adapter
-	for _, name := range []string{state, adapter} {
-		if err := l.ck.record(name, filepath.Join(l.dir, name)); err != nil {
-			return err
-		}
-	}
-	if err := writeCheckpoint(l.dir, l.ck); err != nil {
+	if err := saveState(l.dir, l.ck, l.tr); err != nil {
 		return err
 	}
 	l.saved = l.ck.Step

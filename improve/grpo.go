@@ -87,6 +87,7 @@ func (g *GRPOConfig) defaults() error {
 // rollout is one sampled episode made a training example.
 type rollout struct {
 	ex       finetune.Example
+	episode  int64
 	question int64
 	reward   float64
 	adv      float32
@@ -95,12 +96,15 @@ type rollout struct {
 
 // grpoTrain is a GRPO round's training phase: the round's samples, their
 // group-normalised rewards, and Epochs passes of clipped policy-gradient
-// steps on the adapter the round sampled with. The phase is redone whole
-// when a round resumes in it (its inputs are the recorded samples and the
-// previous adapter, so it computes the same update).
+// steps on the adapter the round sampled with. Every step is checkpointed
+// (finetune.StepCheckpoint: adapter, AdamW moments, step counter), so a
+// round that stops in this phase continues after its last finished step:
+// the samples are read again from the store, the ratios' denominators and the
+// reference's log-probabilities are recomputed from the same adapters, and
+// the batches come in the same order, so the adapter written is the one an
+// uninterrupted phase writes.
 func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 	c := &j.cfg
-	g := c.GRPO
 	t0 := time.Now()
 	rolls, err := j.rollouts(ctx, r)
 	if err != nil {
@@ -135,7 +139,91 @@ func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 		}
 		return j.recordAdapter(r, out, 0, t0)
 	}
+	fp, err := j.grpoFingerprint(r, used)
+	if err != nil {
+		return err
+	}
+	ck, err := finetune.OpenStepCheckpoint(finetune.CheckpointDir(out), fp)
+	if err != nil {
+		return err
+	}
+	if ck.Done() {
+		// Finished before the round could record it (a kill in between).
+		if err := ck.VerifyOutput(out); err != nil {
+			return err
+		}
+		if err := j.finishRecords(ctx, ck, out); err != nil {
+			return err
+		}
+		_, r.TrainingRunID = ck.Records()
+		r.TrainLoss = ck.Loss()
+		return j.recordAdapter(r, out, ck.Step(), t0)
+	}
+	if err := j.grpoSteps(ctx, r, used, ck, out, t0); err != nil {
+		return err
+	}
+	return j.recordAdapter(r, out, ck.Step(), t0)
+}
 
+// grpoFingerprint names what decides a GRPO phase's result, so that its
+// checkpoint is continued only by the same phase: the job's configuration,
+// the round, the adapter it starts from and the samples it trains on with
+// their rewards.
+func (j *job) grpoFingerprint(r *store.Round, used []*rollout) (string, error) {
+	in := ""
+	if r.AdapterIn != "" {
+		h, err := store.FileHash(r.AdapterIn)
+		if err != nil {
+			return "", err
+		}
+		in = h
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\nround %d\nadapter %s\n", j.idJSON, r.Round, in)
+	for _, ro := range used {
+		fmt.Fprintf(&b, "%d %g %d\n", ro.episode, ro.reward, len(ro.ex.Tokens))
+	}
+	return agent.TextHash(b.String())[:16], nil
+}
+
+// grpoRecords finds the run and training run a checkpointed phase logs to,
+// or (starting the phase) replaces an earlier attempt's with new ones.
+func (j *job) grpoRecords(ctx context.Context, r *store.Round, ck *finetune.StepCheckpoint, out string) (int64, error) {
+	c := &j.cfg
+	name := fmt.Sprintf("%s/r%d/grpo", c.Name, r.Round)
+	runID, tid := ck.Records()
+	old, err := j.s.RunByName(ctx, name)
+	switch {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return 0, err
+	case tid != 0 && err == nil && old.ID == runID:
+		return tid, j.s.SetRunStatus(ctx, runID, store.StatusRunning)
+	case ck.Step() > 0:
+		return 0, fmt.Errorf("the checkpoint in %s is at step %d of run %d, which the store does not hold as %q; remove the checkpoint to redo the phase",
+			finetune.CheckpointDir(out), ck.Step(), runID, name)
+	case err == nil:
+		// An attempt that stopped before its first step: its record goes.
+		if err := j.s.DeleteRun(ctx, old.ID); err != nil {
+			return 0, err
+		}
+	}
+	run := store.Run{Name: name, Kind: store.KindTrain, Config: j.idJSON,
+		Model: c.Base, ModelHash: j.baseHash, Adapter: out, Seed: c.Seed, Status: store.StatusRunning}
+	if _, err := j.s.CreateRun(ctx, &run); err != nil {
+		return 0, err
+	}
+	tid, err = j.s.CreateTrainingRun(ctx, &store.TrainingRun{RunID: run.ID, Hyperparams: j.idJSON, OutputAdapter: out, Status: store.StatusRunning})
+	if err != nil {
+		return 0, err
+	}
+	return tid, ck.Begin(run.ID, tid)
+}
+
+// grpoSteps takes the phase's policy-gradient steps after the checkpoint's
+// last one, checkpointing each, and writes the adapter.
+func (j *job) grpoSteps(ctx context.Context, r *store.Round, used []*rollout, ck *finetune.StepCheckpoint, out string, t0 time.Time) error {
+	c := &j.cfg
+	g := c.GRPO
 	opts, err := j.trainerOptions(r.AdapterIn)
 	if err != nil {
 		return err
@@ -159,8 +247,8 @@ func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 		}
 	}
 	opts.AdapterMetadata = j.grpoMetadata(r.AdapterIn)
-	var tr *llama.Trainer
-	if tr, err = llama.NewTrainer(j.m, opts); err != nil {
+	tr, err := llama.NewTrainer(j.m, opts)
+	if err != nil {
 		return err
 	}
 	defer tr.Close()
@@ -168,89 +256,147 @@ func (j *job) grpoTrain(ctx context.Context, r *store.Round) error {
 	// log-probabilities are the ratios' denominators, computed by the same
 	// graph that steps (the engine's, recorded at sampling, agree with them
 	// to float rounding but are over the generated tokens, not the
-	// re-tokenised training text).
+	// re-tokenised training text). A resumed phase computes them before
+	// restoring its checkpoint, from the same adapter.
 	for _, ro := range used {
 		if ro.old, err = tr.TokenLogProbs(finetune.Batch([]finetune.Example{ro.ex}, []int{0})); err != nil {
 			return err
 		}
 	}
-	run := store.Run{Name: fmt.Sprintf("%s/r%d/grpo", c.Name, r.Round), Kind: store.KindTrain, Config: j.idJSON,
-		Model: c.Base, ModelHash: j.baseHash, Adapter: out, Seed: c.Seed, Status: store.StatusRunning}
-	if old, err := j.s.RunByName(ctx, run.Name); err == nil {
-		// A resumed round redoes the phase: the interrupted attempt's record goes.
-		if err := j.s.DeleteRun(ctx, old.ID); err != nil {
-			return err
-		}
-	}
-	if _, err := j.s.CreateRun(ctx, &run); err != nil {
+	if err := ck.Restore(tr); err != nil {
 		return err
 	}
-	tid, err := j.s.CreateTrainingRun(ctx, &store.TrainingRun{RunID: run.ID, Hyperparams: j.idJSON, OutputAdapter: out, Status: store.StatusRunning})
+	if ck.Step() > 0 {
+		fmt.Fprintf(c.Log, "improve: round %d: grpo resumes after step %d\n", r.Round, ck.Step())
+	}
+	tid, err := j.grpoRecords(ctx, r, ck, out)
 	if err != nil {
 		return err
 	}
+	steps, loss, err := j.grpoLoop(ctx, r, tr, used, ck, tid, t0)
+	if err != nil {
+		// The records say how the phase stopped (with a context that
+		// outlives a cancel); the checkpoint says where.
+		status := store.StatusFailed
+		if ctx.Err() != nil {
+			status = store.StatusInterrupted
+		}
+		bg := context.WithoutCancel(ctx)
+		runID, _ := ck.Records()
+		return errors.Join(err, j.s.FinishTrainingRun(bg, tid, status, ""), j.s.SetRunStatus(bg, runID, status))
+	}
+	if err := ck.Finish(tr, out, steps, loss); err != nil {
+		return err
+	}
+	if err := j.finishRecords(ctx, ck, out); err != nil {
+		return err
+	}
+	r.TrainingRunID, r.TrainLoss = tid, loss
+	return nil
+}
+
+// finishRecords marks the run and training run of a finished phase done.
+func (j *job) finishRecords(ctx context.Context, ck *finetune.StepCheckpoint, out string) error {
+	runID, tid := ck.Records()
+	if err := j.s.FinishTrainingRun(ctx, tid, store.StatusDone, out); err != nil {
+		return err
+	}
+	return j.s.SetRunStatus(ctx, runID, store.StatusDone)
+}
+
+// grpoLoop takes the steps after the checkpoint's last one on tr,
+// checkpointing each but the last, logging them to training run tid; it
+// returns the phase's steps and the last one's loss.
+func (j *job) grpoLoop(ctx context.Context, r *store.Round, tr *llama.Trainer, used []*rollout, ck *finetune.StepCheckpoint, tid int64, t0 time.Time) (int, float64, error) {
+	c := &j.cfg
+	g := c.GRPO
+	done, prior := ck.Step(), ck.Elapsed()
 	exs := make([]finetune.Example, len(used))
 	lengths := make([]int, len(used))
 	for i, ro := range used {
 		exs[i], lengths[i] = ro.ex, len(ro.ex.Tokens)
 	}
+	// The whole plan is drawn first, so that a resumed phase skips the
+	// batches done before its checkpoint in the order they were taken.
 	rng := rand.New(rand.NewPCG(uint64(c.Seed), uint64(r.Round)))
-	step := 0
-	var last float64
+	var plan [][]int
 	for ep := 0; ep < g.Epochs; ep++ {
-		order := rng.Perm(len(used))
-		for _, pack := range finetune.Pack(lengths, order, g.MaxTokens) {
-			if err := ctx.Err(); err != nil {
-				return err
+		plan = append(plan, finetune.Pack(lengths, rng.Perm(len(used)), g.MaxTokens)...)
+	}
+	last := ck.Loss()
+	for step := done + 1; step <= len(plan); step++ {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		pack := plan[step-1]
+		b := finetune.Batch(exs, pack)
+		a, old, ref := policyInputs(pack, used, g.KL > 0)
+		lp, err := tr.TokenLogProbs(b)
+		if err != nil {
+			return 0, 0, err
+		}
+		w, st, err := finetune.PolicyWeights(finetune.PolicyLoss{Clip: g.Clip, KL: g.KL}, a, lp, old, ref)
+		if err != nil {
+			return 0, 0, err
+		}
+		if b.Weights, err = scatterWeights(b, w); err != nil {
+			return 0, 0, err
+		}
+		res, err := tr.Step(b, float32(g.LR))
+		if err != nil {
+			return 0, 0, err
+		}
+		ps := policyStep(step, g.KL, pack, used, len(a), st)
+		last = -ps.Objective
+		elapsed := prior + time.Since(t0).Seconds()
+		if err := j.s.AddLossPoints(ctx, tid, []store.LossPoint{{Step: step, Loss: last, LR: g.LR, Tokens: res.Scored,
+			ElapsedSeconds: elapsed}}); err != nil {
+			return 0, 0, err
+		}
+		if err := j.s.AddPolicySteps(ctx, tid, []store.PolicyStep{ps}); err != nil {
+			return 0, 0, err
+		}
+		if step < len(plan) {
+			// After the last step Finish writes the adapter; a kill before
+			// it redoes that step from the previous checkpoint.
+			if err := ck.Save(tr, step, last, elapsed); err != nil {
+				return 0, 0, err
 			}
-			b := finetune.Batch(exs, pack)
-			var a, old, ref []float32
-			for _, k := range pack {
-				n := len(used[k].old)
-				for range n {
-					a = append(a, used[k].adv)
-				}
-				old = append(old, used[k].old...)
-				if g.KL > 0 {
-					ref = append(ref, used[k].ref...)
-				}
-			}
-			lp, err := tr.TokenLogProbs(b)
-			if err != nil {
-				return err
-			}
-			w, st, err := finetune.PolicyWeights(finetune.PolicyLoss{Clip: g.Clip, KL: g.KL}, a, lp, old, ref)
-			if err != nil {
-				return err
-			}
-			if b.Weights, err = scatterWeights(b, w); err != nil {
-				return err
-			}
-			res, err := tr.Step(b, float32(g.LR))
-			if err != nil {
-				return err
-			}
-			step++
-			last = -(st.Surrogate - g.KL*st.KL) // the objective, as a loss
-			if err := j.s.AddLossPoints(ctx, tid, []store.LossPoint{{Step: step, Loss: last, LR: g.LR, Tokens: res.Scored,
-				ElapsedSeconds: time.Since(t0).Seconds()}}); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.Log, "improve: round %d: grpo step %d: surrogate %.4f, KL %.4f, clipped %.0f%%\n",
-				r.Round, step, st.Surrogate, st.KL, 100*st.Clipped)
+		}
+		fmt.Fprintf(c.Log, "improve: round %d: grpo step %d: surrogate %.4f, KL %.4f, clipped %.0f%%\n",
+			r.Round, step, st.Surrogate, st.KL, 100*st.Clipped)
+		j.event(Event{Round: r.Round, Phase: store.PhaseTrain, Done: step - done, Total: len(plan) - done})
+	}
+	return len(plan), last, nil
+}
+
+// policyInputs are PolicyWeights' per-token inputs for the rollouts pack of
+// used: each token's advantage, rollout log-probability and, with a
+// reference, the reference's.
+func policyInputs(pack []int, used []*rollout, withRef bool) (adv, old, ref []float32) {
+	for _, k := range pack {
+		for range used[k].old {
+			adv = append(adv, used[k].adv)
+		}
+		old = append(old, used[k].old...)
+		if withRef {
+			ref = append(ref, used[k].ref...)
 		}
 	}
-	if err := tr.Save(out); err != nil {
-		return err
+	return adv, old, ref
+}
+
+// policyStep is the store's record of a step on the rollouts pack of used,
+// tokens scored, whose batch PolicyWeights summarised as st; beta is the KL
+// penalty's weight (0: no reference, so no KL to record).
+func policyStep(step int, beta float64, pack []int, used []*rollout, tokens int, st finetune.PolicyStats) store.PolicyStep {
+	var reward float64
+	for _, k := range pack {
+		reward += used[k].reward
 	}
-	if err := j.s.FinishTrainingRun(ctx, tid, store.StatusDone, out); err != nil {
-		return err
-	}
-	if err := j.s.SetRunStatus(ctx, run.ID, store.StatusDone); err != nil {
-		return err
-	}
-	r.TrainingRunID, r.TrainLoss = tid, last
-	return j.recordAdapter(r, out, step, t0)
+	return store.PolicyStep{Step: step, Rollouts: len(pack), Tokens: tokens, Reward: reward / float64(len(pack)),
+		Surrogate: st.Surrogate, Clipped: st.Clipped, KL: st.KL, HasKL: beta > 0,
+		Objective: st.Surrogate - beta*st.KL}
 }
 
 // recordAdapter records the round's adapter.
@@ -320,7 +466,7 @@ func (j *job) rollouts(ctx context.Context, r *store.Round) ([]rollout, error) {
 			if ex.Scored() == 0 {
 				continue // cut off before the agent wrote anything
 			}
-			out = append(out, rollout{ex: ex, question: ep.QuestionID, reward: reward})
+			out = append(out, rollout{ex: ex, episode: ep.ID, question: ep.QuestionID, reward: reward})
 		}
 	}
 	r.Solved = len(solved)

@@ -139,14 +139,15 @@ type Config struct {
 	OnEvent func(Event)
 }
 
-// Event is a step of a job: a phase starting (Done 0) or a sampled or
-// evaluated episode recorded.
+// Event is a step of a job: a phase starting (Done 0), a sampled or
+// evaluated episode recorded, or a GRPO step taken.
 type Event struct {
 	Round int
 	Phase string // store.PhaseSample, PhaseSelect, PhaseTrain, PhaseEval
-	Done  int    // episodes recorded in this phase by this process
+	Done  int    // episodes recorded (GRPO steps taken) in this phase by this process
 	// Total is the phase's episodes: all K·questions samples (on a resume some
-	// were recorded before), or the dev questions this process evaluates.
+	// were recorded before), or the dev questions this process evaluates; for
+	// GRPO's training, the steps this process takes.
 	Total int
 }
 

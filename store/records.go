@@ -165,3 +165,22 @@ type LossPoint struct {
 	Tokens         int
 	ElapsedSeconds float64
 }
+
+// PolicyStep is one step of a policy-gradient (GRPO) training run: the
+// figures of its batch at the policy the step started from.
+type PolicyStep struct {
+	Step     int
+	Rollouts int // rollouts in the batch
+	Tokens   int // scored tokens: the model's own, prompts and observations masked
+	// Reward is the batch's mean reward; Surrogate the mean clipped surrogate
+	// per token; Clipped the fraction of tokens whose term was clipped.
+	Reward    float64
+	Surrogate float64
+	Clipped   float64
+	// KL is the mean k3 estimate of the KL to the reference per token; HasKL
+	// is false when the run had no reference (no KL penalty).
+	KL    float64
+	HasKL bool
+	// Objective is Surrogate − β·KL; the step's loss is its negative.
+	Objective float64
+}

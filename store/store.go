@@ -1,7 +1,8 @@
 // Package store keeps everything fireact records in one SQLite file: runs and
 // their configuration, questions, episodes with their steps, the tool cache, an
-// FTS5 corpus for offline search, training datasets, and training runs with their
-// loss curves.
+// FTS5 corpus for offline search, training datasets, training runs with their
+// loss curves (and, for policy-gradient training, each step's reward, KL and
+// clipping), and the rounds of improve jobs.
 //
 // The database runs in WAL mode with foreign keys on, a busy timeout and
 // immediate write transactions, so many goroutines (and processes) can write

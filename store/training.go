@@ -111,3 +111,58 @@ func (s *Store) LossCurve(ctx context.Context, trainingRunID int64) ([]LossPoint
 	}
 	return out, nil
 }
+
+// AddPolicySteps records the policy-gradient figures of a training run's
+// steps; a step already recorded is replaced (a resumed run re-logs the steps
+// after its checkpoint).
+func (s *Store) AddPolicySteps(ctx context.Context, trainingRunID int64, steps []PolicyStep) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO policy_steps
+			(training_run_id, step, rollouts, tokens, reward, surrogate, kl, clipped, objective)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, p := range steps {
+			var kl any
+			if p.HasKL {
+				kl = p.KL
+			}
+			if _, err := stmt.ExecContext(ctx, trainingRunID, p.Step, p.Rollouts, p.Tokens, p.Reward, p.Surrogate,
+				kl, p.Clipped, p.Objective); err != nil {
+				return fmt.Errorf("step %d: %w", p.Step, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add policy steps to training run %d: %w", trainingRunID, err)
+	}
+	return nil
+}
+
+// PolicyCurve returns a training run's policy-gradient steps in step order
+// (none for a supervised run).
+func (s *Store) PolicyCurve(ctx context.Context, trainingRunID int64) ([]PolicyStep, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT step, rollouts, tokens, reward, surrogate, kl, clipped, objective
+		FROM policy_steps WHERE training_run_id = ? ORDER BY step`, trainingRunID)
+	if err != nil {
+		return nil, fmt.Errorf("store: policy curve of training run %d: %w", trainingRunID, err)
+	}
+	defer rows.Close()
+	var out []PolicyStep
+	for rows.Next() {
+		var p PolicyStep
+		var kl sql.NullFloat64
+		if err := rows.Scan(&p.Step, &p.Rollouts, &p.Tokens, &p.Reward, &p.Surrogate, &kl, &p.Clipped, &p.Objective); err != nil {
+			return nil, fmt.Errorf("store: policy curve of training run %d: %w", trainingRunID, err)
+		}
+		p.KL, p.HasKL = kl.Float64, kl.Valid
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: policy curve of training run %d: %w", trainingRunID, err)
+	}
+	return out, nil
+}

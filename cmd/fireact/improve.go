@@ -33,8 +33,10 @@ finish with an answer) is normalised within its question's group; the adapter
 takes --epochs passes of policy-gradient steps over the samples — the agent's
 tokens weighted by the advantage, the question and observations masked, PPO's
 ratio clipped at --clip, an optional KL penalty --kl against the round-0 student —
-and is evaluated on dev. The loss curve is recorded as a training run; running the
-same command again resumes.`)
+and is evaluated on dev. The loss curve and each step's reward, KL to the
+reference and clipped fraction are recorded with a training run (fireact report
+plots them); every step is checkpointed beside the round's adapter, and running
+the same command again resumes after the last finished step.`)
 }
 
 const improveDescription = `Each round: the current student (--base with the last adapter; round 0 is --lora,

@@ -20,10 +20,14 @@ type Plot struct {
 }
 
 // Plots draws the report's plots as inline SVG: EM by run, EM clean versus
-// noisy, the turns histogram, the training loss curves and, when the store
-// has improve rounds, dev EM by round.
+// noisy, the turns histogram, the training loss curves, when there are
+// policy-gradient runs their reward, KL and clipping by step, and, when the
+// store has improve rounds, dev EM by round.
 func Plots(rep *Report) []Plot {
 	ps := []Plot{emPlot(rep), noisePlot(rep), turnsPlot(rep), lossPlot(rep)}
+	if len(rep.Policy) > 0 {
+		ps = append(ps, policyPlots(rep)...)
+	}
 	if len(rep.Rounds) > 0 {
 		ps = append(ps, roundsPlot(rep))
 	}
@@ -202,6 +206,53 @@ func lossPlot(rep *Report) Plot {
 		return p
 	}
 	p.SVG = template.HTML(linePlot(p.ID, p.Title, "step", "loss", series))
+	return p
+}
+
+// policyPlots draws the policy-gradient runs' figures by step: the batch's
+// mean reward, the KL to the reference (runs without one have no line) and
+// the fraction of tokens clipped.
+func policyPlots(rep *Report) []Plot {
+	reward := policyPlot(rep, "plot-reward", "GRPO mean reward by step", "mean reward", lineOptions{},
+		func(p PolicyPoint) (float64, bool) { return p.Reward, true })
+	kl := policyPlot(rep, "plot-kl", "GRPO KL to the reference by step (k3)", "KL", lineOptions{},
+		func(p PolicyPoint) (float64, bool) {
+			if p.KL == nil {
+				return 0, false
+			}
+			return *p.KL, true
+		})
+	if kl.SVG == "" {
+		kl.Empty = "No policy-gradient run with a reference (KL penalty off)."
+	}
+	clipped := policyPlot(rep, "plot-clipped", "GRPO tokens clipped by step", "tokens clipped",
+		lineOptions{yTicks: emTicks, yFormat: pctTick}, func(p PolicyPoint) (float64, bool) { return p.Clipped, true })
+	return []Plot{reward, kl, clipped}
+}
+
+// policyPlot draws one figure of every policy curve by step; y says a
+// point's value, or false for a step without one.
+func policyPlot(rep *Report, id, title, yName string, o lineOptions, y func(PolicyPoint) (float64, bool)) Plot {
+	p := Plot{ID: id, Title: title}
+	var series []xySeries
+	for _, pc := range rep.Policy {
+		s := xySeries{name: pc.Run}
+		for _, pt := range pc.Points {
+			if v, ok := y(pt); ok {
+				s.x = append(s.x, float64(pt.Step))
+				s.y = append(s.y, v)
+			}
+		}
+		if len(s.x) > 0 {
+			series = append(series, s)
+		}
+	}
+	if len(series) == 0 {
+		p.Empty = "No policy-gradient steps among the selected runs."
+		return p
+	}
+	o.integerX = true
+	p.SVG = template.HTML(linePlotWith(p.ID, p.Title, "step", yName, series, o))
 	return p
 }
 

@@ -1,7 +1,8 @@
 // Package report compares recorded runs: summary tables (EM, F1, turns,
 // tokens and seconds per question, cost, noise), per-method and per-task
-// breakdowns, a per-question diff of two runs, training loss curves and the
-// rounds of improve jobs (rejection sampling). It builds one data model from
+// breakdowns, a per-question diff of two runs, training loss curves, the
+// reward, KL and clipping curves of policy-gradient (GRPO) training and the
+// rounds of improve jobs. It builds one data model from
 // the store and renders it three ways: an aligned terminal table (Text), JSON
 // (JSON) and one self-contained HTML page with inline SVG plots (HTML) that
 // needs no network to view.
@@ -55,6 +56,9 @@ type Report struct {
 	Diff  *Diff            `json:"diff,omitempty"`
 	// Loss are the training loss curves of the selected train runs.
 	Loss []LossCurve `json:"loss"`
+	// Policy are the per-step figures of the selected policy-gradient (GRPO)
+	// train runs: reward, KL to the reference, clipped fraction, objective.
+	Policy []PolicyCurve `json:"policy"`
 	// Rounds are the rounds of improve jobs (rejection sampling), by job then
 	// round: every job's when no runs are selected, else those of the jobs
 	// with a selected dev run.
@@ -221,6 +225,30 @@ type LossPoint struct {
 	Loss float64 `json:"loss"`
 }
 
+// PolicyCurve is a policy-gradient (GRPO) training run's figures by step.
+type PolicyCurve struct {
+	RunID int64 `json:"run_id"`
+	// Run names the curve as its loss curve is named.
+	Run           string        `json:"run"`
+	TrainingRunID int64         `json:"training_run_id"`
+	Points        []PolicyPoint `json:"points"`
+}
+
+// PolicyPoint is one step of a PolicyCurve: the figures of the step's batch
+// at the policy the step started from.
+type PolicyPoint struct {
+	Step     int     `json:"step"`
+	Rollouts int     `json:"rollouts"`
+	Tokens   int     `json:"tokens"`
+	Reward   float64 `json:"reward"` // mean reward of the batch's rollouts
+	// KL is the mean k3 KL estimate to the reference per token; nil when the
+	// run had no reference (no KL penalty).
+	KL        *float64 `json:"kl,omitempty"`
+	Clipped   float64  `json:"clipped"` // fraction of tokens clipped
+	Surrogate float64  `json:"surrogate"`
+	Objective float64  `json:"objective"` // surrogate − β·KL; the loss is its negative
+}
+
 // Build reads the runs that opts select and computes the report.
 func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) {
 	runs, err := selectRuns(ctx, st, opts.Runs)
@@ -229,17 +257,13 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) 
 	}
 	rep := &Report{GeneratedAt: time.Now().UTC(), Database: st.Path(),
 		Runs: []RunRow{}, ByMethod: []Breakdown{}, ByTask: []Breakdown{}, Noise: []NoiseGroup{}, Turns: []TurnsHistogram{}, Loss: []LossCurve{},
-		Rounds: []RoundRow{}}
+		Policy: []PolicyCurve{}, Rounds: []RoundRow{}}
 	tasks := map[int64]string{} // question id → task, shared by all runs
 	var compared []store.Run
 	for _, r := range runs {
 		if r.Kind == store.KindTrain {
-			lc, ok, err := lossCurve(ctx, st, r)
-			if err != nil {
+			if err := rep.addTrainRun(ctx, st, r); err != nil {
 				return nil, err
-			}
-			if ok {
-				rep.Loss = append(rep.Loss, lc)
 			}
 			continue
 		}
@@ -250,6 +274,7 @@ func Build(ctx context.Context, st *store.Store, opts Options) (*Report, error) 
 	}
 	rep.Noise = noiseGroups(compared, rep.Runs)
 	disambiguateCurves(rep.Loss)
+	nameLike(rep.Policy, rep.Loss)
 	if rep.Rounds, err = rounds(ctx, st, runs, len(opts.Runs) == 0); err != nil {
 		return nil, err
 	}
@@ -519,27 +544,60 @@ func rounds(ctx context.Context, st *store.Store, runs []store.Run, all bool) ([
 	return out, nil
 }
 
-// lossCurve finds the training run recorded for a train run. The store has no
-// query from run to training run (the schema keeps one per run), so this reads
-// the table directly.
-func lossCurve(ctx context.Context, st *store.Store, r store.Run) (LossCurve, bool, error) {
+// addTrainRun adds a train run's loss curve and, for a policy-gradient run,
+// its policy curve. The store has no query from run to training run (the
+// schema keeps one per run), so this reads the table directly.
+func (rep *Report) addTrainRun(ctx context.Context, st *store.Store, r store.Run) error {
 	var trID int64
 	err := st.DB().QueryRowContext(ctx, `SELECT id FROM training_runs WHERE run_id = ?`, r.ID).Scan(&trID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
 	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return LossCurve{}, false, nil
-		}
-		return LossCurve{}, false, fmt.Errorf("report: training run of run %d: %w", r.ID, err)
+		return fmt.Errorf("report: training run of run %d: %w", r.ID, err)
 	}
 	pts, err := st.LossCurve(ctx, trID)
 	if err != nil {
-		return LossCurve{}, false, fmt.Errorf("report: %w", err)
+		return fmt.Errorf("report: %w", err)
 	}
-	lc := LossCurve{RunID: r.ID, Run: curveLabel(r), TrainingRunID: trID, Points: make([]LossPoint, len(pts))}
-	for i, p := range pts {
-		lc.Points[i] = LossPoint{Step: p.Step, Loss: p.Loss}
+	if len(pts) > 0 {
+		lc := LossCurve{RunID: r.ID, Run: curveLabel(r), TrainingRunID: trID, Points: make([]LossPoint, len(pts))}
+		for i, p := range pts {
+			lc.Points[i] = LossPoint{Step: p.Step, Loss: p.Loss}
+		}
+		rep.Loss = append(rep.Loss, lc)
 	}
-	return lc, len(pts) > 0, nil
+	steps, err := st.PolicyCurve(ctx, trID)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if len(steps) > 0 {
+		pc := PolicyCurve{RunID: r.ID, Run: curveLabel(r), TrainingRunID: trID, Points: make([]PolicyPoint, len(steps))}
+		for i, p := range steps {
+			pc.Points[i] = PolicyPoint{Step: p.Step, Rollouts: p.Rollouts, Tokens: p.Tokens, Reward: p.Reward,
+				Clipped: p.Clipped, Surrogate: p.Surrogate, Objective: p.Objective}
+			if p.HasKL {
+				kl := p.KL
+				pc.Points[i].KL = &kl
+			}
+		}
+		rep.Policy = append(rep.Policy, pc)
+	}
+	return nil
+}
+
+// nameLike gives each policy curve the (disambiguated) name of its run's
+// loss curve, so that the two plots of one run read alike.
+func nameLike(pcs []PolicyCurve, lcs []LossCurve) {
+	names := map[int64]string{}
+	for _, lc := range lcs {
+		names[lc.RunID] = lc.Run
+	}
+	for i, pc := range pcs {
+		if n, ok := names[pc.RunID]; ok {
+			pcs[i].Run = n
+		}
+	}
 }
 
 // disambiguateCurves adds "#ID" to curve names that more than one curve has

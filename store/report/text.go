@@ -122,6 +122,23 @@ func Text(w io.Writer, rep *Report) error {
 			p("%s\t%d\t%.4f\t%.4f\t%.4f\n", clip(lc.Run, 28), lc.Points[len(lc.Points)-1].Step, first, last, lo)
 		}
 	}
+	if len(rep.Policy) > 0 {
+		section("Policy-gradient steps (GRPO)")
+		p("RUN\tSTEPS\tREWARD FIRST\tREWARD LAST\tKL LAST\tCLIPPED MEAN\tOBJECTIVE LAST\n")
+		for _, pc := range rep.Policy {
+			first, last := pc.Points[0], pc.Points[len(pc.Points)-1]
+			kl := "-"
+			if last.KL != nil {
+				kl = fmt.Sprintf("%.4f", *last.KL)
+			}
+			clipped := 0.0
+			for _, pt := range pc.Points {
+				clipped += pt.Clipped
+			}
+			p("%s\t%d\t%.3f\t%.3f\t%s\t%s%%\t%.4f\n", clip(pc.Run, 28), last.Step, first.Reward, last.Reward, kl,
+				pct(clipped/float64(len(pc.Points))), last.Objective)
+		}
+	}
 	if len(rep.Rounds) > 0 {
 		section("Improve rounds (rejection sampling)")
 		p("JOB\tROUND\tSTATUS\tSAMPLES\tPASSED\tKEPT\tSOLVED\tTRAINED ON\tKV SHARED\tDEV EM\tDEV F1\n")
