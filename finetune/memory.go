@@ -159,6 +159,8 @@ const (
 	// baseOverhead is the Go runtime, llama.cpp's model and vocabulary
 	// structures and ggml's graph metadata.
 	baseOverhead = 96 << 20
+	// transientChunkBytes is train.cpp's transient_chunk_bytes.
+	transientChunkBytes = 32 << 20
 )
 
 // EstimateMemory estimates the peak resident memory of training a model of
@@ -230,9 +232,11 @@ func EstimateMemory(s ModelShape, p MemoryPlan) MemoryEstimate {
 	switch {
 	case p.Full:
 	case backward == llama.BackwardTransient:
-		// One weight at a time dequantized and transposed inside the graph:
-		// the allocator reuses one buffer (fitted: one F32 largest matrix).
-		e.Activations += 4 * largest
+		// One weight at a time dequantized and transposed inside the graph,
+		// a large one in row blocks of 32 MiB (train.cpp's
+		// transient_chunk_bytes): the allocator reuses one block's F32 copy
+		// and its transpose.
+		e.Activations += 2 * min(4*largest, transientChunkBytes)
 	case backward == llama.BackwardTransposed || backward == llama.BackwardTransposedQ8:
 		e.Overhead += initBuffers * 4 * largest
 	}
