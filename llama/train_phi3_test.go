@@ -262,6 +262,21 @@ func TestTrainPhi3GradientCheck(t *testing.T) {
 				if got := len(tr.ParamNames()); got != 2*(4*2+btoi(c.targets&TargetOutput != 0)) {
 					t.Fatalf("%d trainable tensors %v, want A and B of qkv, o, up, down per layer (and output)", got, tr.ParamNames())
 				}
+				// B starts at zero and moves only if its target is in the
+				// graph: a target the graph ignored would pass the
+				// gradient check with both gradients zero.
+				for _, name := range names {
+					if !strings.HasSuffix(name, ".lora_b") {
+						continue
+					}
+					v, err := tr.Param(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if maxAbsDiff(v, make([]float32, len(v))) == 0 {
+						t.Errorf("%s is still zero after 3 steps: its target is not in the graph", name)
+					}
+				}
 				checkGradients(t, tr, b, names)
 			})
 		}
