@@ -34,3 +34,29 @@ func TestReadModelShapePhi3(t *testing.T) {
 		t.Fatalf("trainable bytes: qkv %d (want %d), all %d", qkv, want, all)
 	}
 }
+
+// TestRecipeTargetsPhi3: the recipes' q,v becomes qkv on a fused-QKV model
+// (phi3 has no attn_q or attn_v, and the trainer refuses q,v there), and
+// stays q,v on a llama model.
+func TestRecipeTargetsPhi3(t *testing.T) {
+	dir := t.TempDir()
+	phi := filepath.Join(dir, "phi.gguf")
+	if err := modelgen.WritePhi3(phi, modelgen.Phi3Config{Vocab: modelgen.SPMVocab(modelgen.BasicWords()), NEmbd: 32, NLayer: 1, NHead: 2, NFF: 32}); err != nil {
+		t.Fatal(err)
+	}
+	ll := filepath.Join(dir, "llama.gguf")
+	if err := modelgen.WriteLlama(ll, modelgen.LlamaConfig{Vocab: modelgen.SPMVocab(modelgen.BasicWords()), NEmbd: 32, NLayer: 1, NHead: 2, NFF: 32}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []TrainingRecipe{RecipeAgent, RecipeFireAct} {
+		if got := recipeTargets(phi, r.values().Targets); got != llama.TargetQKV {
+			t.Errorf("%s on phi3: targets %v, want qkv", r, got)
+		}
+		if got := recipeTargets(ll, r.values().Targets); got != llama.TargetsQV {
+			t.Errorf("%s on llama: targets %v, want q,v", r, got)
+		}
+	}
+	if got := recipeTargets(phi, llama.TargetsAll); got != llama.TargetsAll {
+		t.Errorf("all on phi3 became %v", got)
+	}
+}
