@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fireact/fireact/llama/gguf"
 	"github.com/fireact/fireact/llama/modelgen"
 )
 
@@ -209,12 +208,13 @@ func TestTrainPhi3MatchesDecode(t *testing.T) {
 				if err := tr.Save(ap); err != nil {
 					t.Fatal(err)
 				}
-				f, err := gguf.Read(ap)
-				if err != nil {
-					t.Fatal(err)
+				if info, err := ReadAdapterInfo(m.Info().Path, ap); err != nil || info.RopeFactors != sc.table {
+					t.Fatalf("adapter records fireact.rope_factors %q (%v), want %q", info.RopeFactors, err, sc.table)
 				}
-				if v, _ := f.Get("fireact.rope_factors"); v != sc.table {
-					t.Fatalf("adapter records fireact.rope_factors %v, want %q", v, sc.table)
+				// Continuing it at a context that picks the other table is refused.
+				_, err = NewTrainer(m, TrainerOptions{Rank: 4, Targets: c.targets, ServeContext: other.nCtx, ResumeAdapter: ap, Threads: 2})
+				if err == nil || !strings.Contains(err.Error(), sc.table+" LongRoPE table") {
+					t.Fatalf("resume at the %s table: err = %v, want the refusal", other.table, err)
 				}
 				a, err := m.LoadAdapter(ap)
 				if err != nil {
@@ -227,6 +227,10 @@ func TestTrainPhi3MatchesDecode(t *testing.T) {
 				}
 				if d := worstDiff(want, decodeLogitsAt(t, m, a, toks, sc.nCtx)); d != 0 {
 					t.Fatalf("trained: training forward and llama_decode with the reloaded adapter differ by %g (want bit-identical)", d)
+				}
+				resumed := newTrainer(t, m, TrainerOptions{Rank: 4, Targets: c.targets, ServeContext: sc.nCtx, ResumeAdapter: ap, Threads: 2})
+				if again, err := resumed.Logits(toks); err != nil || worstDiff(want, again) != 0 {
+					t.Fatalf("resumed at the same table: logits differ (%v)", err)
 				}
 				got := decodeLossAt(t, m, a, b, sc.nCtx)
 				if math.Abs(got-after.Loss) > 1e-4*after.Loss {

@@ -360,6 +360,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		n_ctx_serve: C.uint32_t(opts.ServeContext),
 	}
 	var cres *C.char
+	var resumeTable string // the LongRoPE table the resumed adapter was trained on
 	if opts.ResumeAdapter != "" {
 		a, err := readAdapterFile(m, opts.ResumeAdapter)
 		if err != nil {
@@ -370,6 +371,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 			ref.Close()
 			return nil, fmt.Errorf("llama: trainer: resume: adapter %s has rank %d, not %d", opts.ResumeAdapter, a.Rank, opts.Rank)
 		}
+		resumeTable = a.RopeFactors
 		cres = C.CString(opts.ResumeAdapter)
 		defer C.free(unsafe.Pointer(cres))
 	}
@@ -386,6 +388,12 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 	if ct == nil {
 		ref.Close()
 		return nil, fmt.Errorf("llama: trainer for %s: %s", m.info.Path, cErr(errBuf[:]))
+	}
+	if table := C.GoString(C.fa_train_rope_factors(ct)); resumeTable != "" && table != resumeTable {
+		C.fa_train_free(ct)
+		ref.Close()
+		return nil, fmt.Errorf("llama: trainer: resume: adapter %s was trained on the %s LongRoPE table, and ServeContext %d picks the %s one: continuing it would train another function",
+			opts.ResumeAdapter, resumeTable, opts.ServeContext, table)
 	}
 	t := &Trainer{m: m, ref: ref, c: ct, opts: opts}
 	t.cleanup = runtime.AddCleanup(t, func(r trainerResources) {
