@@ -326,3 +326,41 @@ func TestTrainPhi3Targets(t *testing.T) {
 		t.Errorf("qkv on llama: err = %v, want the refusal", err)
 	}
 }
+
+// TestTrainPhi3GradientCheckpointing: on phi3 a step split into one graph
+// per block (gradient checkpointing) passes the finite-difference check on
+// every target, and after 3 SGD steps its parameters are within float
+// rounding of the whole graph's. Not bit for bit, unlike llama's
+// (TestGradientCheckpointingIsTheSameStep): with qkv and any other target
+// the two differ in float rounding (after 3 steps, parameters by about
+// 4e-5 of their scale; qkv alone, or any set
+// without it, is bit-identical), which AdamW's normalised update then
+// magnifies for gradient elements near zero. The cause is not found yet.
+func TestTrainPhi3GradientCheckpointing(t *testing.T) {
+	for _, c := range phi3Cases() {
+		t.Run(c.name, func(t *testing.T) {
+			m := loadPath(t, writePhi3(t, t.TempDir(), c), ModelOptions{})
+			batch := pack(agentBatch(t, m, trainText), agentBatch(t, m, "Thought: the answer is Ann. Action: finish[Ann]"))
+			opts := TrainerOptions{Rank: 4, Targets: c.targets, Seed: 7, Threads: 2, ServeContext: phi3Contexts[1].nCtx, Optimizer: OptimizerSGD}
+			plain := newTrainer(t, m, opts)
+			opts.GradientCheckpointing = true
+			ckpt := newTrainer(t, m, opts)
+			for step := 0; step < 3; step++ {
+				r1, err1 := plain.Step(batch, 0.05)
+				r2, err2 := ckpt.Step(batch, 0.05)
+				if err1 != nil || err2 != nil {
+					t.Fatalf("step %d: %v / %v", step, err1, err2)
+				}
+				if math.Abs(r1.Loss-r2.Loss) > 1e-5*r1.Loss || r1.Scored != r2.Scored {
+					t.Fatalf("step %d: whole graph %+v, checkpointed %+v", step, r1, r2)
+				}
+			}
+			d, s := maxDiff(params(t, plain), params(t, ckpt))
+			if d > 1e-4*s {
+				t.Fatalf("parameters after 3 steps differ by %g (scale %g)", d, s)
+			}
+			t.Logf("after 3 steps the parameters differ by %g (scale %g)", d, s)
+			checkGradients(t, ckpt, batch, phi3LoraNames(c.targets))
+		})
+	}
+}
