@@ -83,6 +83,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 		Rank: c.Rank, Alpha: c.Alpha, Targets: c.Targets, Full: c.Full, Optimizer: c.Optimizer,
 		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), LoRADropout: c.dropout(), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
 		ResumeAdapter: c.InitAdapter, Backward: c.Backward, GradientCheckpointing: recompute,
+		ServeContext: c.ServeContext,
 	}
 	if !c.Full {
 		to.AdapterMetadata = c.adapterMetadata(m, baseHash)

@@ -33,7 +33,8 @@ type ModelShape struct {
 	NVocab    int64
 	NEmbdKV   int64 // width of K and V (head size × key/value heads)
 	NFF       int64 // feed-forward width
-	// Matrices lists every layer's seven projections and the output matrix
+	// Matrices lists every layer's seven projections (phi3's four fused
+	// ones) and the output matrix
 	// (token_embd.weight's shape and type when the output is tied).
 	Matrices []Matrix
 }
@@ -44,6 +45,13 @@ var projectionKinds = []struct {
 	target llama.Target
 }{{"attn_q", llama.TargetQ}, {"attn_k", llama.TargetK}, {"attn_v", llama.TargetV}, {"attn_output", llama.TargetO},
 	{"ffn_gate", llama.TargetGate}, {"ffn_up", llama.TargetUp}, {"ffn_down", llama.TargetDown}, {"output", llama.TargetOutput}}
+
+// fusedProjectionKinds are a phi3 block's matrices: Q/K/V in one, and
+// ffn_up holding the gate rows too (2·n_ff).
+var fusedProjectionKinds = []struct {
+	kind   string
+	target llama.Target
+}{{"attn_qkv", llama.TargetQKV}, {"attn_output", llama.TargetO}, {"ffn_up", llama.TargetUp}, {"ffn_down", llama.TargetDown}}
 
 // ReadModelShape reads a model's shape from its GGUF header.
 func ReadModelShape(path string) (ModelShape, error) {
@@ -68,8 +76,13 @@ func ReadModelShape(path string) (ModelShape, error) {
 		return s, fmt.Errorf("finetune: memory estimate: %s has no 2-D token_embd.weight", path)
 	}
 	s.NEmbd, s.NVocab = int64(emb.Shape[0]), int64(emb.Shape[1])
+	kinds := projectionKinds[:7]
+	_, fused := f.Tensor("blk.0.attn_qkv.weight")
+	if fused {
+		kinds = fusedProjectionKinds
+	}
 	for il := 0; il < s.NLayer; il++ {
-		for _, k := range projectionKinds[:7] {
+		for _, k := range kinds {
 			name := fmt.Sprintf("blk.%d.%s.weight", il, k.kind)
 			t, ok := f.Tensor(name)
 			if !ok || len(t.Shape) != 2 {
@@ -80,7 +93,13 @@ func ReadModelShape(path string) (ModelShape, error) {
 			case "attn_k":
 				s.NEmbdKV = max(s.NEmbdKV, int64(t.Shape[1]))
 			case "ffn_up":
-				s.NFF = max(s.NFF, int64(t.Shape[1]))
+				ff := int64(t.Shape[1])
+				if fused {
+					ff /= 2 // the gate rows, then up
+				}
+				s.NFF = max(s.NFF, ff)
+			case "attn_qkv": // q (n_embd rows), then k and v
+				s.NEmbdKV = max(s.NEmbdKV, (int64(t.Shape[1])-s.NEmbd)/2)
 			}
 		}
 	}
@@ -248,6 +267,11 @@ func EstimateMemory(s ModelShape, p MemoryPlan) MemoryEstimate {
 // targetOf is the target bit of a matrix kind.
 func targetOf(kind string) llama.Target {
 	for _, k := range projectionKinds {
+		if k.kind == kind {
+			return k.target
+		}
+	}
+	for _, k := range fusedProjectionKinds {
 		if k.kind == kind {
 			return k.target
 		}
@@ -440,7 +464,7 @@ func (c *Config) checkMemory(d *data) (checkpoint bool, err error) {
 	}
 	s, err := ReadModelShape(c.Base)
 	if err != nil {
-		// A layout the estimate does not know (fused QKV, MoE) is one the
+		// A layout the estimate does not know (MoE) is one the
 		// trainer refuses with its own, more precise reason.
 		if c.Progress != nil {
 			fmt.Fprintf(c.Progress, "memory check skipped: %v\n", err)

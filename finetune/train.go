@@ -118,6 +118,10 @@ type Config struct {
 	// instead of keeping them ("" is CheckpointingAuto: only when memory
 	// requires it). It changes memory and time, never the result.
 	GradientCheckpointing Checkpointing
+	// ServeContext is the context per sequence the adapter will be served
+	// at (llama.TrainerOptions.ServeContext; 0: 256). LongRoPE models
+	// (Phi-3.5/4-mini) train on the RoPE table llama.cpp picks for it.
+	ServeContext int
 
 	// Before the first step the trainer's peak memory is estimated
 	// (EstimateMemory) and training refused, naming settings that would fit,
@@ -227,7 +231,7 @@ func (c *Config) defaults() error {
 		c.Alpha = 2 * float32(c.Rank)
 	}
 	if c.Targets == 0 {
-		c.Targets = r.Targets
+		c.Targets = recipeTargets(c.Base, r.Targets)
 	}
 	c.TrainOnInputs = c.TrainOnInputs || r.TrainOnInputs
 	c.KeepBest = c.KeepBest || r.KeepBest
@@ -339,6 +343,8 @@ type hyperparams struct {
 	// Backward is recorded when it is not the default, so that fingerprints
 	// of jobs from before the flag existed are unchanged.
 	Backward llama.Backward `json:"backward,omitempty"`
+	// ServeContext likewise: on a LongRoPE model it picks the function trained.
+	ServeContext int `json:"serve_ctx,omitempty"`
 }
 
 func (c *Config) hyperparams() hyperparams {
@@ -358,7 +364,7 @@ func (c *Config) hyperparams() hyperparams {
 		MinReward: c.MinReward, Mix: c.Mix, TaskMix: c.TaskMix, Template: c.Template, ChatTemplate: c.ChatTemplate,
 		TrainOnInputs: c.TrainOnInputs, Cutoff: c.Cutoff, MaxTokens: c.MaxTokens, Val: c.Val, Epochs: c.Epochs,
 		MaxSteps: c.MaxSteps, LR: c.LR, Warmup: c.Warmup, Schedule: c.Schedule, Full: c.Full, F32Head: c.F32Head,
-		F32Base: c.F32Base, Optimizer: c.Optimizer, WeightDecay: c.WeightDecay, Seed: c.Seed,
+		F32Base: c.F32Base, Optimizer: c.Optimizer, WeightDecay: c.WeightDecay, Seed: c.Seed, ServeContext: c.ServeContext,
 	}
 	if fi, err := os.Stat(c.Base); err == nil {
 		h.BaseSize = fi.Size()

@@ -107,6 +107,9 @@ type AdapterInfo struct {
 	Alpha   float32 // adapter.lora.alpha; 0 means "scale as given"
 	Rank    int
 	Targets []string // base tensor names, sorted
+	// RopeFactors is the LongRoPE table a fireact trainer trained it on
+	// (fireact.rope_factors: "long" or "short"; "" when not recorded).
+	RopeFactors string
 }
 
 // ValidateAdapter checks an adapter file against a base model file the way
@@ -127,6 +130,7 @@ func ValidateAdapter(base, adapter *gguf.File) (AdapterInfo, error) {
 	if a, ok := adapter.Float("adapter.lora.alpha"); ok {
 		info.Alpha = float32(a)
 	}
+	info.RopeFactors, _ = adapter.String("fireact.rope_factors")
 	type pair struct{ a, b *gguf.TensorInfo }
 	pairs := map[string]*pair{}
 	for i := range adapter.Tensors {

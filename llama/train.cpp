@@ -82,6 +82,7 @@ struct fa_trainer {
     std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> transpose_list;
     std::vector<std::pair<const ggml_tensor *, ggml_tensor *>> copy_list;  // to fill after allocation
     std::vector<param> params;
+    std::string        rope_factors;  // fa_train_rope_factors
     int64_t            step = 0;
     int32_t            micro = 0;  // micro-batch of the current step (dropout masks)
     // While a training graph is built, the LoRA dropout masks it uses (inputs filled
@@ -136,7 +137,7 @@ namespace {
 bool is_gemma(llm_arch a) { return a == LLM_ARCH_GEMMA2 || a == LLM_ARCH_GEMMA3; }
 
 bool arch_supported(llm_arch a) {
-    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3 || is_gemma(a);
+    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3 || is_gemma(a) || a == LLM_ARCH_PHI3;
 }
 
 // gemma_used lists every tensor build_forward_gemma reads.
@@ -176,12 +177,15 @@ std::string check_gemma(const llama_model & m) {
     return "";
 }
 
+std::string check_phi3(const llama_model & m);
+
 // check_model refuses what the training graph does not reproduce exactly.
 std::string check_model(const llama_model & m) {
     if (!arch_supported(m.arch)) {
         return std::string("architecture ") + llm_arch_name(m.arch) +
-               " is not supported for training (supported: llama, qwen2, qwen3, gemma2, gemma3)";
+               " is not supported for training (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)";
     }
+    if (m.arch == LLM_ARCH_PHI3) return check_phi3(m);
     const auto & hp = m.hparams;
     if (is_gemma(m.arch)) {
         std::string why = check_gemma(m);
@@ -224,8 +228,12 @@ std::vector<ggml_tensor *> target_list(const llama_model & m, uint32_t bits) {
         if (bits & FA_T_GATE) out.push_back(L.ffn_gate);
         if (bits & FA_T_UP) out.push_back(L.ffn_up);
         if (bits & FA_T_DOWN) out.push_back(L.ffn_down);
+        if (bits & FA_T_QKV) out.push_back(L.wqkv);
     }
     if (bits & FA_T_OUTPUT) out.push_back(m.output);
+    // A bit whose tensor the family lacks: check_target_bits refused it
+    // unless the request was "all".
+    out.erase(std::remove(out.begin(), out.end(), nullptr), out.end());
     return out;
 }
 
@@ -233,8 +241,8 @@ std::vector<ggml_tensor *> target_list(const llama_model & m, uint32_t bits) {
 std::vector<ggml_tensor *> frozen_matrices(const llama_model & m) {
     std::vector<ggml_tensor *> out;
     for (const auto & L : m.layers) {
-        for (ggml_tensor * t : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down}) {
-            out.push_back(t);
+        for (ggml_tensor * t : {L.wq, L.wk, L.wv, L.wqkv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down}) {
+            if (t != nullptr) out.push_back(t);  // a family has either wq/wk/wv or wqkv
         }
     }
     out.push_back(m.output);
@@ -312,6 +320,173 @@ ggml_tensor * host_copy(ggml_context * ctx, const ggml_tensor * t, const std::st
     return h;
 }
 
+// check_phi3 refuses what phi3_layer does not reproduce. llama.cpp's
+// phi3 loader creates only the tensors named below (a file with any other
+// fails to load), and each must be one the graph uses: a tensor it would
+// ignore is refused by name.
+std::string check_phi3(const llama_model & m) {
+    const auto & hp = m.hparams;
+    if (hp.n_expert > 0) return "mixture-of-experts models are not supported for training";
+    // llama.cpp's phi3 loader turns a sliding window off ("Phi SWA is
+    // currently disabled"), so llama_decode attends to the whole context
+    // and so does the graph; a window still set here is another model.
+    if (hp.swa_type != LLAMA_SWA_TYPE_NONE) return "sliding-window attention is not supported for training";
+    if (hp.n_embd_head_k != hp.n_embd_head_v) return "unequal K/V head sizes are not supported for training";
+    if (hp.n_rot <= 0 || hp.n_rot > hp.n_embd_head_k || hp.n_rot % 2 != 0) {
+        return "phi3: rope.dimension_count " + std::to_string(hp.n_rot) + " is not an even number of at most the head size " +
+               std::to_string(hp.n_embd_head_k);
+    }
+    if (!m.output || !m.tok_embd || !m.output_norm) return "model has no token embedding, output norm or output matrix";
+    std::vector<std::string> used = {"token_embd.weight", "output_norm.weight", "output.weight", "rope_factors_long.weight",
+                                     "rope_factors_short.weight"};
+    for (size_t il = 0; il < m.layers.size(); il++) {
+        const auto & L = m.layers[il];
+        const std::string blk = "blk." + std::to_string(il) + ".";
+        // Without attn_qkv llama.cpp's graph takes separate q/k/v with
+        // biases, which this loader never creates.
+        if (!L.wqkv || !L.wo || !L.ffn_up || !L.ffn_down || !L.attn_norm || !L.ffn_norm) {
+            return "phi3 layer " + std::to_string(il) + " lacks one of " + blk + "attn_qkv/attn_output/ffn_up/ffn_down/attn_norm/ffn_norm";
+        }
+        if (L.ffn_up->ne[1] != 2 * L.ffn_down->ne[0]) {
+            return blk + "ffn_up.weight has " + std::to_string(L.ffn_up->ne[1]) + " rows, want 2·n_ff = " +
+                   std::to_string(2 * L.ffn_down->ne[0]) + " (gate and up fused)";
+        }
+        for (const ggml_tensor * f : {L.rope_long, L.rope_short}) {
+            if (f && (f->type != GGML_TYPE_F32 || f->ne[0] != hp.n_rot / 2)) {
+                return std::string(ggml_get_name(f)) + " is not F32 of rope.dimension_count/2 factors";
+            }
+        }
+        for (const char * k : {"attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}) {
+            used.push_back(blk + k + ".weight");
+        }
+    }
+    for (const auto & kv : m.tensors_by_name) {
+        if (std::find(used.begin(), used.end(), kv.first) == used.end()) {
+            return "tensor " + kv.first + " is not used by the phi3 training graph";
+        }
+    }
+    return "";
+}
+
+// check_target_bits refuses a LoRA target the model's family does not have
+// (phi3 fuses q, k and v into attn_qkv and gate into ffn_up; llama has no
+// attn_qkv), saying which it has. The bits of "all" mean every projection
+// the model has, so they are never refused.
+void check_target_bits(const llama_model & m, uint32_t bits) {
+    constexpr uint32_t all = FA_T_Q | FA_T_K | FA_T_V | FA_T_O | FA_T_GATE | FA_T_UP | FA_T_DOWN | FA_T_QKV;  // Go's TargetsAll
+    if ((bits & all) == all || m.layers.empty()) return;
+    const auto & L = m.layers[0];
+    const struct {
+        uint32_t            bit;
+        const char *        name;
+        const ggml_tensor * t;
+    } kinds[] = {{FA_T_Q, "q", L.wq},       {FA_T_K, "k", L.wk},       {FA_T_V, "v", L.wv},
+                 {FA_T_QKV, "qkv", L.wqkv}, {FA_T_O, "o", L.wo},       {FA_T_GATE, "gate", L.ffn_gate},
+                 {FA_T_UP, "up", L.ffn_up}, {FA_T_DOWN, "down", L.ffn_down}};
+    std::string has, missing;
+    for (const auto & k : kinds) {
+        if (k.t != nullptr) {
+            has += std::string(has.empty() ? "" : ",") + k.name;
+        } else if ((bits & k.bit) && missing.empty()) {
+            missing = k.name;
+        }
+    }
+    if (!missing.empty()) {
+        throw std::runtime_error("LoRA target " + missing + ": a " + llm_arch_name(m.arch) +
+                                 " model has no such projection (its targets: " + has + ", output, or all)");
+    }
+}
+
+// set_serving_context makes get_rope_factors pick the table llama.cpp picks
+// when serving at n_ctx_serve tokens per sequence (llama_context rounds n_ctx
+// and n_ctx_seq up to 256; nothing else in the graph reads n_ctx_seq), and
+// records which LongRoPE table that is.
+void set_serving_context(fa_trainer * tr, uint32_t n_ctx_serve) {
+    if (n_ctx_serve > 0) tr->cparams.n_ctx_seq = GGML_PAD(n_ctx_serve, 256);
+    const llama_model & m = *tr->model;
+    if (m.layers.empty()) return;
+    const ggml_tensor * f = m.get_rope_factors(tr->cparams, 0);
+    if (f != nullptr && f == m.layers[0].rope_long) tr->rope_factors = "long";
+    if (f != nullptr && f == m.layers[0].rope_short) tr->rope_factors = "short";
+}
+
+// attn_nocache is llama.cpp's non-flash attention (build_attn_mha) without a
+// cache: Q [d, h, n], K and V [d, hkv, n] to [d·h, n].
+ggml_tensor * attn_nocache(ggml_context * ctx, ggml_tensor * Q, ggml_tensor * K, ggml_tensor * V, ggml_tensor * mask,
+                           float kq_scale) {
+    const int64_t d = Q->ne[0], n_head = Q->ne[1], n = Q->ne[2];
+    ggml_tensor * q = ggml_permute(ctx, Q, 0, 2, 1, 3);
+    ggml_tensor * k = ggml_permute(ctx, K, 0, 2, 1, 3);
+    ggml_tensor * v = ggml_cont(ctx, ggml_transpose(ctx, ggml_permute(ctx, V, 0, 2, 1, 3)));
+    ggml_tensor * kq = ggml_soft_max_ext(ctx, ggml_mul_mat(ctx, k, q), mask, kq_scale, 0.0f);
+    ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);
+    return ggml_cont_2d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), d * n_head, n);
+}
+
+// phi3_qkv is llm_build_phi3's attention input: one (LoRA) product with the
+// fused attn_qkv, as build_lora_mm(wqkv), split by views into Q, K and V
+// ([d, heads, n]; rows q, then k, then v).
+void phi3_qkv(const fa_trainer * tr, ggml_context * ctx, const llama_layer & L, ggml_tensor * x, int64_t d, int64_t n_head,
+              int64_t n_head_kv, ggml_tensor ** Q, ggml_tensor ** K, ggml_tensor ** V) {
+    ggml_tensor * qkv = tr->mm(ctx, L.wqkv, x);
+    const int64_t n = qkv->ne[1];
+    const size_t  f = sizeof(float);
+    *Q = ggml_view_3d(ctx, qkv, d, n_head, n, d * f, qkv->nb[1], 0);
+    *K = ggml_view_3d(ctx, qkv, d, n_head_kv, n, d * f, qkv->nb[1], d * n_head * f);
+    *V = ggml_view_3d(ctx, qkv, d, n_head_kv, n, d * f, qkv->nb[1], d * (n_head + n_head_kv) * f);
+    // V's gradient arrives transposed and permuted, and the VIEW backward
+    // (ACC) needs contiguous rows: a copy and an identity reshape, whose
+    // backward makes it contiguous, fix that. The copy is exact, so
+    // attention reads the same values.
+    *V = ggml_cont(ctx, *V);
+    *V = ggml_reshape_3d(ctx, *V, d, n_head_kv, n);
+}
+
+// phi3_ffn is the fused gate-up SwiGLU and the down projection: ffn_up's
+// 2·n_ff rows are the gate, then up, as llama_decode's ggml_swiglu splits
+// them. ggml's autodiff has no backward for the fused GLU, so the two halves
+// go to swiglu_split as views: the same kernel on the same rows, the same
+// bits.
+ggml_tensor * phi3_ffn(const fa_trainer * tr, ggml_context * ctx, const llama_layer & L, ggml_tensor * x) {
+    ggml_tensor * gu = tr->mm(ctx, L.ffn_up, x);
+    const int64_t n_ff = gu->ne[0] / 2;
+    ggml_tensor * gate = ggml_view_2d(ctx, gu, n_ff, gu->ne[1], gu->nb[1], 0);
+    ggml_tensor * up = ggml_view_2d(ctx, gu, n_ff, gu->ne[1], gu->nb[1], n_ff * sizeof(float));
+    return tr->mm(ctx, L.ffn_down, ggml_swiglu_split(ctx, gate, up));
+}
+
+// phi3_layer is one block of llm_build_phi3 without a cache: fused QKV and
+// gate-up, NEOX RoPE on n_rot of each head's dimensions with the LongRoPE
+// table of the serving context, Q scaled by 1/sqrt(d) before attention
+// (softmax scale 1, where llama scales inside the softmax: the roundings
+// differ, so phi3's order is kept). The embedding and the head are
+// build_forward's: phi3's are llama's.
+ggml_tensor * phi3_layer(fa_trainer * tr, ggml_context * ctx, int il, ggml_tensor * x, ggml_tensor * pos, ggml_tensor * mask) {
+    const llama_model & m = *tr->model;
+    const auto & hp = m.hparams;
+    const auto & cp = tr->cparams;
+    const auto & L = m.layers[il];
+    const int64_t d = hp.n_embd_head_k;
+    const float eps = hp.f_norm_rms_eps;
+    ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), L.attn_norm);
+    ggml_tensor *Q, *K, *V;
+    phi3_qkv(tr, ctx, L, cur, d, hp.n_head(il), hp.n_head_kv(il), &Q, &K, &V);
+    ggml_tensor * rf = m.get_rope_factors(cp, il);
+    Q = ggml_rope_ext(ctx, Q, pos, rf, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base, cp.rope_freq_scale,
+                      cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+    K = ggml_rope_ext(ctx, K, pos, rf, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base, cp.rope_freq_scale,
+                      cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+    Q = ggml_scale(ctx, Q, 1.0f / sqrtf((float) d));
+    // An identity reshape: the forward is unchanged (same layout), but
+    // its backward makes the permuted gradient contiguous, which
+    // SCALE's backward requires.
+    Q = ggml_reshape_3d(ctx, Q, Q->ne[0], Q->ne[1], Q->ne[2]);
+    cur = tr->mm(ctx, L.wo, attn_nocache(ctx, Q, K, V, mask, 1.0f));
+    ggml_tensor * ffn_inp = ggml_add(ctx, cur, x);
+    cur = ggml_mul(ctx, ggml_rms_norm(ctx, ffn_inp, eps), L.ffn_norm);
+    return ggml_add(ctx, ffn_inp, phi3_ffn(tr, ctx, L, cur));
+}
+
 void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const fa_train_params * p, const char * resume) {
     tr->model = model;
     tr->p = *p;
@@ -319,6 +494,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
     if (!why.empty()) throw std::runtime_error(why);
     if (ctx_ref == nullptr) throw std::runtime_error("a reference context is required");
     tr->cparams = ctx_ref->get_cparams();
+    set_serving_context(tr, p->n_ctx_serve);
 
     if (p->lora_dropout < 0.0f || p->lora_dropout >= 1.0f) throw std::runtime_error("LoRA dropout must be in [0, 1)");
     if (p->full && p->lora_dropout > 0.0f) throw std::runtime_error("LoRA dropout applies to LoRA training only");
@@ -352,6 +528,7 @@ void init(fa_trainer * tr, llama_model * model, llama_context * ctx_ref, const f
     if (tr->sched == nullptr) throw std::runtime_error("cannot create the scheduler");
 
     // Static tensors: trainable parameters, moments, weight copies, loss gradient.
+    if (!p->full) check_target_bits(*model, p->targets);
     std::vector<ggml_tensor *> targets = p->full ? std::vector<ggml_tensor *>{} : target_list(*model, p->targets);
     std::vector<ggml_tensor *> to_copy;
     for (ggml_tensor * t : frozen_matrices(*model)) {
@@ -723,6 +900,10 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
 
     ggml_tensor * x = x_in != nullptr ? x_in : ggml_get_rows(ctx, tr->w(m.tok_embd), *inp_tok);
     for (int il = l0; il < l1; il++) {
+        if (m.arch == LLM_ARCH_PHI3) {
+            x = phi3_layer(tr, ctx, il, x, *inp_pos, *inp_mask);
+            continue;
+        }
         const auto & L = m.layers[il];
         const int64_t n_head = hp.n_head(il), n_head_kv = hp.n_head_kv(il);
         ggml_tensor * inpSA = x;
@@ -1495,6 +1676,8 @@ int32_t fa_train_save(fa_trainer * t, const char * path, const char * const * ke
             gguf_set_val_f32(g, "adapter.lora.alpha", t->p.alpha);
             // gguf copies the strings into the context.
             for (int32_t i = 0; i < n_kv; i++) gguf_set_val_str(g, keys[i], vals[i]);
+            // After the caller's keys: the table the graph used is a fact, not an option.
+            if (!t->rope_factors.empty()) gguf_set_val_str(g, "fireact.rope_factors", t->rope_factors.c_str());
         });
         return 0;
     });
@@ -1578,6 +1761,8 @@ int32_t fa_train_param_set(fa_trainer * t, int32_t i, const float * src, int64_t
 }
 
 void fa_train_set_smooth_forward(fa_trainer * t, bool on) { t->smooth_forward = on; }
+
+const char * fa_train_rope_factors(const fa_trainer * t) { return t->rope_factors.c_str(); }
 
 void fa_train_free(fa_trainer * t) { delete t; }
 

@@ -20,6 +20,7 @@ extern "C" {
 enum fa_target {
     FA_T_Q = 1, FA_T_K = 2, FA_T_V = 4, FA_T_O = 8,
     FA_T_GATE = 16, FA_T_UP = 32, FA_T_DOWN = 64, FA_T_OUTPUT = 128,
+    FA_T_QKV = 256,  // a fused Q/K/V projection (phi3's blk.N.attn_qkv.weight)
 };
 
 typedef struct fa_train_params {
@@ -51,6 +52,11 @@ typedef struct fa_train_params {
     // alone. Activations of one block at a time instead of all of them, for
     // about one more forward per step; the gradient is the same computation.
     bool     checkpoint;
+    // The context per sequence the adapter will be served at (llama.cpp's
+    // n_ctx / parallel sequences), rounded up to 256 as llama.cpp rounds it;
+    // 0: the reference context's. LongRoPE models (phi3) pick their RoPE
+    // factor table by it: long above the original context, short otherwise.
+    uint32_t n_ctx_serve;
 } fa_train_params;
 
 typedef struct fa_trainer fa_trainer;
@@ -121,6 +127,11 @@ int32_t fa_train_logits(fa_trainer * t, const llama_token * tokens, int32_t n, f
 // table on the CPU, and tanh), instead of those ops' own values: for
 // finite-difference checks of the gradient, which a staircase forward hides.
 void fa_train_set_smooth_forward(fa_trainer * t, bool on);
+
+// The RoPE frequency-factor table the graph uses, as llama.cpp picks it for
+// the serving context: "long" or "short" for LongRoPE models, "" for any
+// other (one table or none). Saved adapters record it as fireact.rope_factors.
+const char * fa_train_rope_factors(const fa_trainer * t);
 
 void fa_train_free(fa_trainer * t);
 

@@ -28,22 +28,26 @@ const (
 	TargetUp     Target = C.FA_T_UP
 	TargetDown   Target = C.FA_T_DOWN
 	TargetOutput Target = C.FA_T_OUTPUT
+	// TargetQKV is a fused query/key/value projection (phi3's
+	// blk.N.attn_qkv.weight, HF's qkv_proj); phi3 has it instead of q, k, v.
+	TargetQKV Target = C.FA_T_QKV
 	// TargetsQV is FireAct's (and PEFT's) default: the query and value projections.
 	TargetsQV = TargetQ | TargetV
-	// TargetsAll is every attention and feed-forward projection.
-	TargetsAll = TargetQ | TargetK | TargetV | TargetO | TargetGate | TargetUp | TargetDown
+	// TargetsAll is every attention and feed-forward projection the model
+	// has: on phi3, qkv, o, up (gate and up fused) and down.
+	TargetsAll = TargetQ | TargetK | TargetV | TargetO | TargetGate | TargetUp | TargetDown | TargetQKV
 )
 
-// ParseTargets parses "q,v", "all", "all+output" or names from q,k,v,o,gate,up,down,output.
+// ParseTargets parses "q,v", "all", "all+output" or names from q,k,v,qkv,o,gate,up,down,output.
 func ParseTargets(s string) (Target, error) {
 	var t Target
 	names := map[string]Target{"q": TargetQ, "k": TargetK, "v": TargetV, "o": TargetO, "gate": TargetGate,
-		"up": TargetUp, "down": TargetDown, "output": TargetOutput, "all": TargetsAll}
+		"up": TargetUp, "down": TargetDown, "output": TargetOutput, "all": TargetsAll, "qkv": TargetQKV}
 	for _, part := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return r == ',' || r == '+' || r == ' ' }) {
 		part = strings.TrimSuffix(strings.TrimPrefix(part, "attn_"), "_proj")
 		v, ok := names[part]
 		if !ok {
-			return 0, fmt.Errorf("unknown LoRA target %q (want q,k,v,o,gate,up,down,output or all)", part)
+			return 0, fmt.Errorf("unknown LoRA target %q (want q,k,v,qkv,o,gate,up,down,output or all)", part)
 		}
 		t |= v
 	}
@@ -58,7 +62,7 @@ func ParseTargets(s string) (Target, error) {
 // training can continue an adapter on exactly the matrices it adapts.
 func TargetsOf(baseTensors []string) (Target, error) {
 	kinds := map[string]Target{"attn_q": TargetQ, "attn_k": TargetK, "attn_v": TargetV, "attn_output": TargetO,
-		"ffn_gate": TargetGate, "ffn_up": TargetUp, "ffn_down": TargetDown}
+		"ffn_gate": TargetGate, "ffn_up": TargetUp, "ffn_down": TargetDown, "attn_qkv": TargetQKV}
 	var t Target
 	for _, n := range baseTensors {
 		if n == "output.weight" {
@@ -172,6 +176,12 @@ type TrainerOptions struct {
 	// Every key must start with "fireact." (AdapterMetadataPrefix), so none can
 	// replace a key llama.cpp reads. Ignored for full training (a model file).
 	AdapterMetadata map[string]string
+	// ServeContext is the context per sequence the adapter will be served
+	// at (llama.cpp's n_ctx divided by its parallel sequences); 0 means 256.
+	// LongRoPE models (Phi-3.5/4-mini) train with the RoPE factor table
+	// llama.cpp picks for it: long above the model's original context,
+	// short otherwise (see Trainer.RopeFactors).
+	ServeContext int
 }
 
 // AdapterMetadataPrefix starts every key of TrainerOptions.AdapterMetadata.
@@ -187,7 +197,7 @@ func (t Target) String() string {
 		for _, n := range []struct {
 			t    Target
 			name string
-		}{{TargetQ, "q"}, {TargetK, "k"}, {TargetV, "v"}, {TargetO, "o"}, {TargetGate, "gate"}, {TargetUp, "up"}, {TargetDown, "down"}} {
+		}{{TargetQ, "q"}, {TargetK, "k"}, {TargetV, "v"}, {TargetQKV, "qkv"}, {TargetO, "o"}, {TargetGate, "gate"}, {TargetUp, "up"}, {TargetDown, "down"}} {
 			if t&n.t != 0 {
 				parts = append(parts, n.name)
 			}
@@ -271,7 +281,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 			opts.Alpha = float32(2 * opts.Rank)
 		}
 		if opts.Targets == 0 {
-			opts.Targets = TargetsQV
+			opts.Targets = defaultTargets(m)
 		}
 		if opts.Targets&TargetOutput != 0 && m.file != nil {
 			if _, ok := m.file.Tensor("output.weight"); !ok {
@@ -286,6 +296,9 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 	}
 	if err := checkAdapterMetadata(opts.AdapterMetadata); err != nil {
 		return nil, fmt.Errorf("llama: trainer: %w", err)
+	}
+	if opts.ServeContext < 0 {
+		return nil, fmt.Errorf("llama: trainer: ServeContext %d is negative", opts.ServeContext)
 	}
 	if opts.LoRADropout < 0 || opts.LoRADropout >= 1 {
 		return nil, fmt.Errorf("llama: trainer: LoRA dropout %g outside [0, 1)", opts.LoRADropout)
@@ -344,8 +357,10 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		weight_decay: C.float(opts.WeightDecay), beta1: C.float(opts.Beta1), beta2: C.float(opts.Beta2),
 		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
 		backward: backward, lora_dropout: C.float(opts.LoRADropout), checkpoint: C.bool(opts.GradientCheckpointing),
+		n_ctx_serve: C.uint32_t(opts.ServeContext),
 	}
 	var cres *C.char
+	var resumeTable string // the LongRoPE table the resumed adapter was trained on
 	if opts.ResumeAdapter != "" {
 		a, err := readAdapterFile(m, opts.ResumeAdapter)
 		if err != nil {
@@ -356,6 +371,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 			ref.Close()
 			return nil, fmt.Errorf("llama: trainer: resume: adapter %s has rank %d, not %d", opts.ResumeAdapter, a.Rank, opts.Rank)
 		}
+		resumeTable = a.RopeFactors
 		cres = C.CString(opts.ResumeAdapter)
 		defer C.free(unsafe.Pointer(cres))
 	}
@@ -373,12 +389,43 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		ref.Close()
 		return nil, fmt.Errorf("llama: trainer for %s: %s", m.info.Path, cErr(errBuf[:]))
 	}
+	if table := C.GoString(C.fa_train_rope_factors(ct)); resumeTable != "" && table != resumeTable {
+		C.fa_train_free(ct)
+		ref.Close()
+		return nil, fmt.Errorf("llama: trainer: resume: adapter %s was trained on the %s LongRoPE table, and ServeContext %d picks the %s one: continuing it would train another function",
+			opts.ResumeAdapter, resumeTable, opts.ServeContext, table)
+	}
 	t := &Trainer{m: m, ref: ref, c: ct, opts: opts}
 	t.cleanup = runtime.AddCleanup(t, func(r trainerResources) {
 		C.fa_train_free(r.c)
 		r.ref.Close()
 	}, trainerResources{ct, ref, m})
 	return t, nil
+}
+
+// defaultTargets is q,v, or for a fused Q/K/V projection (phi3) qkv, PEFT's
+// default for Phi-3 (qkv_proj).
+func defaultTargets(m *Model) Target {
+	if m.file != nil {
+		if _, ok := m.file.Tensor("blk.0.attn_qkv.weight"); ok {
+			return TargetQKV
+		}
+	}
+	return TargetsQV
+}
+
+// RopeFactors says which LongRoPE factor table the training graph uses,
+// the one llama.cpp picks at TrainerOptions.ServeContext: "long" or "short";
+// "" for a model without LongRoPE. Save records it in the adapter as
+// fireact.rope_factors: an adapter is tuned to one table, so serving it at
+// a context that picks the other is serving it on another function.
+func (t *Trainer) RopeFactors() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return ""
+	}
+	return C.GoString(C.fa_train_rope_factors(t.c))
 }
 
 // Options returns the trainer's options with defaults filled in.

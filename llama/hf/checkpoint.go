@@ -52,6 +52,7 @@ var checkpointArchs = map[string]checkpointArch{
 	"Qwen3ForCausalLM":   {gguf: "qwen3", qkNorm: true},
 	"Gemma2ForCausalLM":  {gguf: "gemma2", gemma: true},
 	"Gemma3ForCausalLM":  {gguf: "gemma3", qkNorm: true, gemma: true, ropeScaling: []string{"linear"}},
+	"Phi3ForCausalLM":    {gguf: "phi3", ropeScaling: []string{"longrope", "su"}},
 }
 
 // SupportedCheckpointArchs lists the config.json architectures
@@ -74,6 +75,9 @@ type RopeScaling struct {
 	// factor, low_freq_factor, high_freq_factor and
 	// original_max_position_embeddings; nil when absent.
 	Factor, LowFreqFactor, HighFreqFactor, OriginalMaxPositions *float64
+	// LongFactor and ShortFactor are LongRoPE's long_factor and
+	// short_factor (Phi-3.5/4-mini), one per rotated dimension pair.
+	LongFactor, ShortFactor []float64
 }
 
 // CheckpointConfig is the part of a Hugging Face config.json that the GGUF
@@ -104,6 +108,13 @@ type CheckpointConfig struct {
 	RopeScaling *RopeScaling
 	// Gemma holds the Gemma-2/3 fields; nil for other architectures.
 	Gemma *GemmaConfig
+	// PartialRotary is partial_rotary_factor (0 when absent: all of each
+	// head rotates), OriginalMaxPositions the top-level
+	// original_max_position_embeddings (0 when absent) and SlidingWindow
+	// sliding_window (0 when absent or null), which Phi3ForCausalLM has.
+	PartialRotary        float64
+	OriginalMaxPositions int
+	SlidingWindow        int
 }
 
 // rawCheckpointConfig is config.json as decoded; pointers tell absent from zero.
@@ -121,6 +132,9 @@ type rawCheckpointConfig struct {
 	RopeTheta         *float64         `json:"rope_theta"`
 	TieWordEmbeddings *bool            `json:"tie_word_embeddings"`
 	RopeScaling       *json.RawMessage `json:"rope_scaling"`
+	PartialRotary     *float64         `json:"partial_rotary_factor"`
+	OriginalMaxPos    *int             `json:"original_max_position_embeddings"`
+	SlidingWindow     *int             `json:"sliding_window"`
 }
 
 // ReadCheckpointConfig reads and checks dir/config.json. Errors name the
@@ -243,6 +257,20 @@ func parseCheckpointConfig(path string, b []byte) (*CheckpointConfig, error) {
 			return nil, err
 		}
 	}
+	if raw.PartialRotary != nil {
+		c.PartialRotary = *raw.PartialRotary
+	}
+	if raw.OriginalMaxPos != nil {
+		c.OriginalMaxPositions = *raw.OriginalMaxPos
+	}
+	if raw.SlidingWindow != nil {
+		c.SlidingWindow = *raw.SlidingWindow
+	}
+	if c.Architecture == "Phi3ForCausalLM" {
+		if err := checkPhi3Config(c); err != nil {
+			return nil, fail("%v", err)
+		}
+	}
 	return c, nil
 }
 
@@ -260,7 +288,15 @@ func parseRopeScaling(v json.RawMessage) (*RopeScaling, error) {
 	if err := json.Unmarshal(v, &raw); err != nil {
 		return nil, err
 	}
-	rs := &RopeScaling{Factor: raw.Factor, LowFreqFactor: raw.LowFreqFactor, HighFreqFactor: raw.HighFreqFactor, OriginalMaxPositions: raw.Original}
+	var lists struct {
+		LongFactor  []float64 `json:"long_factor"`
+		ShortFactor []float64 `json:"short_factor"`
+	}
+	if err := json.Unmarshal(v, &lists); err != nil {
+		return nil, err
+	}
+	rs := &RopeScaling{Factor: raw.Factor, LowFreqFactor: raw.LowFreqFactor, HighFreqFactor: raw.HighFreqFactor, OriginalMaxPositions: raw.Original,
+		LongFactor: lists.LongFactor, ShortFactor: lists.ShortFactor}
 	// convert_hf_to_gguf.py reads rope_type first and falls back to type.
 	switch {
 	case raw.RopeType != nil:

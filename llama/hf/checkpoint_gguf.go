@@ -41,6 +41,9 @@ type CheckpointConversion struct {
 	Permuted []string
 	// RopeFreqs says whether rope_freqs.weight was written (llama3 scaling).
 	RopeFreqs bool
+	// LongRoPE says whether rope_factors_long/short.weight were written
+	// (Phi-3.5/4-mini's rope_scaling longrope).
+	LongRoPE bool
 	// TiedOutput says the checkpoint has no lm_head, so no output.weight
 	// was written and llama.cpp reuses the token embedding.
 	TiedOutput bool
@@ -75,6 +78,9 @@ type tensorRule struct {
 func checkpointRules(cfg *CheckpointConfig, arch checkpointArch) []tensorRule {
 	if arch.gemma {
 		return gemmaRules(cfg, arch)
+	}
+	if arch.gguf == "phi3" {
+		return phi3Rules(cfg)
 	}
 	h, ff, v := int64(cfg.HiddenSize), int64(cfg.IntermediateSize), int64(cfg.VocabSize)
 	q, kv, hd := int64(cfg.NumHeads*cfg.HeadDim), int64(cfg.NumKVHeads*cfg.HeadDim), int64(cfg.HeadDim)
@@ -132,7 +138,7 @@ func checkpointRules(cfg *CheckpointConfig, arch checkpointArch) []tensorRule {
 func planCheckpoint(dir string, cfg *CheckpointConfig, shards *checkpointShards) ([]ckptTensor, error) {
 	arch := checkpointArchs[cfg.Architecture]
 	used := map[string]bool{}
-	var plan []ckptTensor
+	plan := phi3RopeFactors(cfg) // generated first, as the script yields them
 	for _, r := range checkpointRules(cfg, arch) {
 		st, ok := shards.where[r.hf]
 		if !ok {
@@ -189,8 +195,9 @@ func equalShape(a, b []int64) bool {
 // model.safetensors or the shards of model.safetensors.index.json,
 // tokenizer.json, tokenizer_config.json) into a GGUF model at out, as
 // llama.cpp's convert_hf_to_gguf.py does for LlamaForCausalLM (Llama-2,
-// Llama-3.x, Mistral), Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM
-// and Gemma3ForCausalLM (text-only; checkpoint_gemma.go).
+// Llama-3.x, Mistral), Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM,
+// Gemma3ForCausalLM (text-only; checkpoint_gemma.go) and Phi3ForCausalLM
+// (Phi-3.5-mini, Phi-4-mini: see checkpoint_phi3.go).
 //
 // Everything is validated before anything is written: the configuration,
 // every shard header (a truncated shard is an error naming the file and the
@@ -291,6 +298,8 @@ func ConvertCheckpoint(ctx context.Context, dir, out string, opts CheckpointOpti
 		switch t.name {
 		case "rope_freqs.weight":
 			conv.RopeFreqs = true
+		case "rope_factors_long.weight":
+			conv.LongRoPE = true
 		case "output.weight":
 			conv.TiedOutput = false
 		}
@@ -370,6 +379,9 @@ func setCheckpointKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch
 	if native == "f16" {
 		fileType = 1 // LLAMA_FTYPE_MOSTLY_F16
 	}
+	if a == "phi3" {
+		return setKVs(w, phi3KVs(cfg, name, fileType))
+	}
 	u := func(n int) uint32 { return uint32(n) }
 	kvs := []gguf.KV{
 		{Key: "general.architecture", Value: a},
@@ -401,6 +413,11 @@ func setCheckpointKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch
 			gguf.KV{Key: a + ".rope.scaling.type", Value: "linear"},
 			gguf.KV{Key: a + ".rope.scaling.factor", Value: float32(*rs.Factor)})
 	}
+	return setKVs(w, kvs)
+}
+
+// setKVs sets each key of kvs on w.
+func setKVs(w *gguf.Writer, kvs []gguf.KV) error {
 	for _, kv := range kvs {
 		if err := w.Set(kv.Key, kv.Value); err != nil {
 			return fmt.Errorf("hf: convert: %w", err)

@@ -57,8 +57,10 @@ func TestConvertCheckpointMatchesReference(t *testing.T) {
 				if c.Arch == "llama" {
 					wantPerm = 2 * c.NLayer
 				}
-				if conv.Arch != c.Arch || len(conv.Permuted) != wantPerm || conv.TiedOutput != c.Tied || conv.RopeFreqs != (c.RopeFreqs != nil) {
-					t.Fatalf("%s: conversion %+v: want arch %s, %d permuted, tied %v, rope_freqs %v", typ, conv, c.Arch, wantPerm, c.Tied, c.RopeFreqs != nil)
+				if conv.Arch != c.Arch || len(conv.Permuted) != wantPerm || conv.TiedOutput != c.Tied || conv.RopeFreqs != (c.RopeFreqs != nil) ||
+					conv.LongRoPE != (c.LongRoPE != nil) {
+					t.Fatalf("%s: conversion %+v: want arch %s, %d permuted, tied %v, rope_freqs %v, LongRoPE %v", typ, conv, c.Arch, wantPerm, c.Tied,
+						c.RopeFreqs != nil, c.LongRoPE != nil)
 				}
 				got, err := gguf.Read(out)
 				if err != nil {

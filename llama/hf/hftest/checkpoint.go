@@ -21,7 +21,7 @@ type Checkpoint struct {
 	// Name names the case in tests.
 	Name string
 	// Arch is the llama.cpp architecture of the reference model (llama,
-	// qwen2, qwen3, gemma2 or gemma3) and HFArch config.json's
+	// qwen2, qwen3, gemma2, gemma3 or phi3) and HFArch config.json's
 	// "architectures" entry.
 	Arch, HFArch string
 	// Tokenizer is a directory with a real tokenizer.json and
@@ -56,6 +56,11 @@ type Checkpoint struct {
 	// final_logit_softcapping (checkpoint_gemma.go).
 	HeadDim, SlidingWindow    int
 	AttnSoftcap, FinalSoftcap float64
+	// PartialRotary (partial_rotary_factor) and LongRoPE (rope_scaling
+	// longrope, with original_max_position_embeddings) shape a phi3 model;
+	// see checkpoint_phi3.go.
+	PartialRotary float64
+	LongRoPE      *modelgen.LongRoPE
 }
 
 // hfNames maps GGUF tensor names of a llama-family block (after "blk.N.")
@@ -163,6 +168,8 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 	}
 	if isGemma(c.Arch) {
 		err = modelgen.WriteGemma(genPath, c.gemmaModel(v))
+	} else if c.Arch == "phi3" {
+		err = modelgen.WritePhi3(genPath, c.phi3Model(v))
 	} else {
 		err = modelgen.WriteLlama(genPath, modelgen.LlamaConfig{
 			Arch: c.Arch, Vocab: v, NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHeadKV,
@@ -214,6 +221,9 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 		must(t, w.AddTensor(ti.Name, gguf.TypeF32, ti.Shape, gguf.EncodeF32(x)))
 		if ti.Name == "token_embd.weight" && c.RopeFreqs != nil {
 			must(t, w.AddTensor("rope_freqs.weight", gguf.TypeF32, []uint64{uint64(len(c.RopeFreqs))}, gguf.EncodeF32(c.RopeFreqs)))
+		}
+		if strings.HasPrefix(ti.Name, "rope_factors_") {
+			continue // generated from config.json's rope_scaling, no HF tensor
 		}
 		name, ok := hfNameFor(c.Arch, ti.Name)
 		if !ok {
@@ -288,6 +298,8 @@ func (c Checkpoint) config(vocab int) map[string]any {
 		m["use_sliding_window"] = false
 	case "gemma2", "gemma3":
 		c.gemmaConfig(m)
+	case "phi3":
+		c.phi3Config(m)
 	}
 	if c.RopeScaling != nil {
 		m["rope_scaling"] = c.RopeScaling
@@ -439,6 +451,22 @@ func CheckpointCases(tokenizers string) []Checkpoint {
 			Name: "qwen2-bias-tied", Arch: "qwen2", HFArch: "Qwen2ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),
 			VocabSize: 151936, NEmbd: 32, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 64, Tied: true, DType: hf.F16, Seed: 4,
 			Config: map[string]any{"bos_token_id": 151643, "eos_token_id": 151643},
+		},
+		{ // Phi-4-mini style: fused qkv and gate_up, partial rotary 0.75,
+			// tied, LongRoPE served (at llama.cpp's smallest context, 256)
+			// above its original context 128: the long table.
+			Name: "phi4-mini-longrope", Arch: "phi3", HFArch: "Phi3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),
+			VocabSize: 151936, NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 96, Tied: true, Seed: 6, PartialRotary: 0.75,
+			LongRoPE: &modelgen.LongRoPE{OriginalContext: 128, Long: []float32{1, 1.5, 2.25, 4, 8.5, 16}, Short: []float32{1, 1.01, 1.02, 1.05, 1.1, 1.2}},
+			Config:   map[string]any{"bos_token_id": 151643, "eos_token_id": 151645},
+		},
+		{ // Phi-3.5-mini style: SPM tokenizer with vocab_size padded (Phi-3.5's
+			// 32064), full rotary, untied, LongRoPE served below its original
+			// context 4096: the short table.
+			Name: "phi3.5-mini-longrope", Arch: "phi3", HFArch: "Phi3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "mistral-v0.1"),
+			VocabSize: 32064, NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 4, NFF: 96, Shards: 2, Seed: 7,
+			LongRoPE: &modelgen.LongRoPE{OriginalContext: 4096, Long: []float32{1, 1.2, 1.9, 3, 5.5, 9, 14, 20}, Short: []float32{1, 1.02, 1.03, 1.05, 1.08, 1.1, 1.2, 1.3}},
+			Config:   map[string]any{"bos_token_id": 1, "eos_token_id": 32000},
 		},
 		{ // Qwen3 style: q/k norms, head_dim, two shards.
 			Name: "qwen3-qknorm-sharded", Arch: "qwen3", HFArch: "Qwen3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),

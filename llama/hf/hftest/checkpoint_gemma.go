@@ -31,6 +31,9 @@ func isGemma(arch string) bool { return arch == "gemma2" || arch == "gemma3" }
 
 // hfNameFor returns the Hugging Face name of a GGUF tensor of arch.
 func hfNameFor(arch, name string) (string, bool) {
+	if arch == "phi3" {
+		return phi3HFName(name)
+	}
 	if !isGemma(arch) {
 		return HFName(name)
 	}
