@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/fireact/fireact/llama/gguf"
+	"github.com/fireact/fireact/llama/hf/hftest"
 	"github.com/fireact/fireact/llama/modelgen"
 )
 
@@ -168,6 +171,67 @@ func TestTrainFamiliesExact(t *testing.T) {
 	for _, c := range familyCases() {
 		t.Run(c.name, func(t *testing.T) {
 			checkExact(t, dir, c)
+		})
+	}
+}
+
+// rewriteGGUF copies the model at src to dst with edit's additions (keys
+// and tensors after the originals).
+func rewriteGGUF(t *testing.T, src, dst string, edit func(w *gguf.Writer) error) {
+	t.Helper()
+	f, err := gguf.Read(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gguf.NewWriter()
+	for _, kv := range f.KVs {
+		if err := w.Set(kv.Key, kv.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ti := range f.Tensors {
+		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, hftest.TensorData(t, f, ti.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := edit(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFile(dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrainRefusesUnusedTensors: a tensor llama.cpp loads and uses but the
+// training graph would not read (an FFN bias of a llama or a granite model)
+// is refused by name, and so is a granite model that switches RoPE off.
+func TestTrainRefusesUnusedTensors(t *testing.T) {
+	dir := t.TempDir()
+	bias := func(name string, n int) func(w *gguf.Writer) error {
+		return func(w *gguf.Writer) error {
+			return w.AddTensor(name, gguf.TypeF32, []uint64{uint64(n)}, gguf.EncodeF32(make([]float32, n)))
+		}
+	}
+	mistral, granite := familyCases()[0], graniteCase()
+	for _, tc := range []struct {
+		name string
+		c    exactCase
+		edit func(w *gguf.Writer) error
+		want string
+	}{
+		{"llama-ffn-up-bias", mistral, bias("blk.1.ffn_up.bias", mistral.cfg.NFF), "tensor blk.1.ffn_up.bias is not used by the training graph"},
+		{"granite-ffn-down-bias", granite, bias("blk.0.ffn_down.bias", granite.cfg.NEmbd), "tensor blk.0.ffn_down.bias is not used by the training graph"},
+		{"granite-no-rope", granite, func(w *gguf.Writer) error { return w.Set("granite.rope.scaling.finetuned", false) }, "granite without RoPE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".gguf")
+			rewriteGGUF(t, writeCase(t, dir, tc.name+"-base", tc.c.cfg), path, tc.edit)
+			m := loadPath(t, path, ModelOptions{})
+			_, err := NewTrainer(m, TrainerOptions{Threads: 2})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("NewTrainer: err = %v, want %q", err, tc.want)
+			}
+			t.Logf("refused: %v", err)
 		})
 	}
 }
