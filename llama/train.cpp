@@ -196,6 +196,16 @@ bool uses_rope(const llama_model & m, int il) {
     return true;
 }
 
+// any_rope says whether a block of [l0, l1) rotates: only then does the graph
+// read positions (a checkpointed segment of one NoPE block has no position
+// input, which the scheduler would leave unallocated).
+bool any_rope(const llama_model & m, int l0, int l1) {
+    for (int il = l0; il < l1; il++) {
+        if (uses_rope(m, il)) return true;
+    }
+    return false;
+}
+
 // granite_residual scales a block's attention or FFN output before its
 // residual add, as granite.cpp does (when residual_scale is nonzero).
 ggml_tensor * granite_residual(const llama_model & m, ggml_context * ctx, ggml_tensor * cur) {
@@ -948,7 +958,7 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     const int n_layer = (int) m.layers.size();
     if (l1 < 0) l1 = n_layer;
     *inp_tok = x_in == nullptr ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
-    *inp_pos = l0 < l1 ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
+    *inp_pos = any_rope(m, l0, l1) ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
     *inp_mask = l0 < l1 ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n) : nullptr;
     *inp_rows = head ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_scored) : nullptr;
     for (ggml_tensor * t : {*inp_tok, *inp_pos, *inp_mask, *inp_rows}) {

@@ -42,7 +42,8 @@ func writeCase(t testing.TB, dir, name string, cfg modelgen.LlamaConfig) string 
 // graph's logits equal llama_decode's bit for bit, before training and after
 // (with the saved adapter reloaded by llama.cpp, which also reproduces the
 // trainer's loss), and the gradient of A and B of every target in every
-// layer matches a finite difference of the loss.
+// layer matches a finite difference of the loss; and a gradient-checkpointed
+// step is the whole graph's.
 func checkExact(t *testing.T, dir string, c exactCase) exactRun {
 	t.Helper()
 	m := loadPath(t, writeCase(t, dir, c.name, c.cfg), ModelOptions{})
@@ -59,7 +60,32 @@ func checkExact(t *testing.T, dir string, c exactCase) exactRun {
 		}
 	}
 	checkGradients(t, tr, b, layerLoraNames(c.targets, c.cfg.NLayer))
+	checkCheckpointed(t, m, b, c.targets)
 	return run
+}
+
+// checkCheckpointed: gradient checkpointing (one graph per block, where
+// only the first block reads the embedding and only the head makes logits)
+// takes the very steps of the whole graph on this family too.
+func checkCheckpointed(t *testing.T, m *Model, b TrainBatch, targets Target) {
+	t.Helper()
+	opts := TrainerOptions{Rank: 4, Targets: targets, Seed: 7, Threads: 2}
+	plain := newTrainer(t, m, opts)
+	opts.GradientCheckpointing = true
+	ckpt := newTrainer(t, m, opts)
+	for step := 0; step < 2; step++ {
+		r1, err1 := plain.Step(b, 0.05)
+		r2, err2 := ckpt.Step(b, 0.05)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("step %d: %v / %v", step, err1, err2)
+		}
+		if r1 != r2 {
+			t.Fatalf("step %d: whole graph %+v, checkpointed %+v", step, r1, r2)
+		}
+	}
+	if d, s := maxDiff(params(t, plain), params(t, ckpt)); d != 0 {
+		t.Fatalf("checkpointed: parameters after 2 steps differ by %g (scale %g)", d, s)
+	}
 }
 
 // checkDecodeAndReload trains a few AdamW steps and checks the training
