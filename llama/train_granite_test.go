@@ -22,7 +22,7 @@ func graniteCase() exactCase {
 	s := graniteScales
 	return exactCase{"granite", modelgen.LlamaConfig{Arch: "granite", Vocab: modelgen.SPMVocab(modelgen.BasicWords()),
 		NEmbd: 128, NLayer: 2, NHead: 8, NHeadKV: 2, NFF: 256, NCtx: 512, RopeFreqBase: 10000, RMSEps: 1e-5,
-		TiedOutput: true, Seed: 61, Granite: &s}, TargetsAll}
+		TiedOutput: true, Seed: 61, Granite: &s}, TargetsAll, nil}
 }
 
 // TestTrainGraniteExact: a Granite-3-shaped model is reproduced exactly
