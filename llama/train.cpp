@@ -137,7 +137,19 @@ namespace {
 bool is_gemma(llm_arch a) { return a == LLM_ARCH_GEMMA2 || a == LLM_ARCH_GEMMA3; }
 
 bool arch_supported(llm_arch a) {
-    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3 || is_gemma(a) || a == LLM_ARCH_PHI3;
+    return a == LLM_ARCH_LLAMA || a == LLM_ARCH_QWEN2 || a == LLM_ARCH_QWEN3 || is_gemma(a) || a == LLM_ARCH_PHI3 || a == LLM_ARCH_SMOLLM3 ||
+           a == LLM_ARCH_GRANITE;
+}
+
+// unused_tensor returns the name of the first tensor llama.cpp loaded that is
+// not among used (the tensors the family's training graph reads), or "": such
+// a tensor (an FFN or output bias, ...) changes llama_decode's result, so the
+// graph would silently differ.
+std::string unused_tensor(const llama_model & m, const std::vector<const ggml_tensor *> & used) {
+    for (const auto & kv : m.tensors_by_name) {
+        if (std::find(used.begin(), used.end(), kv.second) == used.end()) return kv.first;
+    }
+    return "";
 }
 
 // gemma_used lists every tensor build_forward_gemma reads.
@@ -168,24 +180,76 @@ std::string check_gemma(const llama_model & m) {
             return "layer " + std::to_string(il) + " lacks one of the norms of " + llm_arch_name(m.arch);
         }
     }
-    const std::vector<const ggml_tensor *> used = gemma_used(m);
-    for (const auto & kv : m.tensors_by_name) {
-        if (std::find(used.begin(), used.end(), kv.second) == used.end()) {
-            return "tensor " + kv.first + " is not used by the " + llm_arch_name(m.arch) + " training graph";
-        }
+    if (std::string t = unused_tensor(m, gemma_used(m)); !t.empty()) {
+        return "tensor " + t + " is not used by the " + llm_arch_name(m.arch) + " training graph";
     }
     return "";
 }
 
 std::string check_phi3(const llama_model & m);
 
+// uses_rope says whether layer il rotates Q and K, as the family's llama.cpp
+// graph decides: SmolLM3 attends without RoPE on every n_no_rope_layer_step-th
+// layer (smollm3.cpp; llama-model.cpp fixes the step at 4, no key is read).
+bool uses_rope(const llama_model & m, int il) {
+    if (m.arch == LLM_ARCH_SMOLLM3) return (il + 1) % m.hparams.n_no_rope_layer_step != 0;
+    return true;
+}
+
+// any_rope says whether a block of [l0, l1) rotates: only then does the graph
+// read positions (a checkpointed segment of one NoPE block has no position
+// input, which the scheduler would leave unallocated).
+bool any_rope(const llama_model & m, int l0, int l1) {
+    for (int il = l0; il < l1; il++) {
+        if (uses_rope(m, il)) return true;
+    }
+    return false;
+}
+
+// granite_residual scales a block's attention or FFN output before its
+// residual add, as granite.cpp does (when residual_scale is nonzero).
+ggml_tensor * granite_residual(const llama_model & m, ggml_context * ctx, ggml_tensor * cur) {
+    if (m.arch != LLM_ARCH_GRANITE || m.hparams.f_residual_scale == 0.0f) return cur;
+    return ggml_scale(ctx, cur, m.hparams.f_residual_scale);
+}
+
+// granite_logits divides the logits by logit_scale, as granite.cpp does
+// after lm_head.
+ggml_tensor * granite_logits(const llama_model & m, ggml_context * ctx, ggml_tensor * logits) {
+    if (m.arch != LLM_ARCH_GRANITE) return logits;
+    return ggml_scale(ctx, logits, 1.0f / m.hparams.f_logit_scale);
+}
+
+// check_granite refuses what granite.cpp does that the graph does not:
+// rope.scaling.finetuned false switches RoPE off for the whole model, and a
+// zero logit scale would divide by zero.
+std::string check_granite(const llama_model & m) {
+    if (m.arch != LLM_ARCH_GRANITE) return "";
+    if (!m.hparams.rope_finetuned) return "granite without RoPE (granite.rope.scaling.finetuned false) is not supported for training";
+    if (m.hparams.f_logit_scale == 0.0f) return "granite.logit_scale is 0";
+    return "";
+}
+
+// llama_used lists every tensor build_forward's llama-family graph reads.
+std::vector<const ggml_tensor *> llama_used(const llama_model & m) {
+    std::vector<const ggml_tensor *> out = {m.tok_embd, m.output_norm, m.output};
+    for (const auto & L : m.layers) {
+        for (const ggml_tensor * t : {L.attn_norm, L.wq, L.wk, L.wv, L.wo, L.bq, L.bk, L.bv, L.bo, L.attn_q_norm,
+                                      L.attn_k_norm, L.ffn_norm, L.ffn_gate, L.ffn_up, L.ffn_down, L.rope_freqs}) {
+            if (t != nullptr) out.push_back(t);
+        }
+    }
+    return out;
+}
+
 // check_model refuses what the training graph does not reproduce exactly.
 std::string check_model(const llama_model & m) {
     if (!arch_supported(m.arch)) {
         return std::string("architecture ") + llm_arch_name(m.arch) +
-               " is not supported for training (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)";
+               " is not supported for training (supported: llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3, granite)";
     }
     if (m.arch == LLM_ARCH_PHI3) return check_phi3(m);
+    if (std::string why = check_granite(m); !why.empty()) return why;
     const auto & hp = m.hparams;
     if (is_gemma(m.arch)) {
         std::string why = check_gemma(m);
@@ -214,6 +278,9 @@ std::string check_model(const llama_model & m) {
         }
     }
     if (!m.output || !m.tok_embd || !m.output_norm) return "model has no token embedding, output norm or output matrix";
+    if (!is_gemma(m.arch)) {  // check_gemma checked Gemma's own list
+        if (std::string t = unused_tensor(m, llama_used(m)); !t.empty()) return "tensor " + t + " is not used by the training graph";
+    }
     return "";
 }
 
@@ -891,7 +958,7 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     const int n_layer = (int) m.layers.size();
     if (l1 < 0) l1 = n_layer;
     *inp_tok = x_in == nullptr ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
-    *inp_pos = l0 < l1 ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
+    *inp_pos = any_rope(m, l0, l1) ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n) : nullptr;
     *inp_mask = l0 < l1 ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, n) : nullptr;
     *inp_rows = head ? ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_scored) : nullptr;
     for (ggml_tensor * t : {*inp_tok, *inp_pos, *inp_mask, *inp_rows}) {
@@ -899,6 +966,8 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
     }
 
     ggml_tensor * x = x_in != nullptr ? x_in : ggml_get_rows(ctx, tr->w(m.tok_embd), *inp_tok);
+    // As llama.cpp's build_inp_embd, for any family that sets it (Granite).
+    if (x_in == nullptr && hp.f_embedding_scale != 0.0f) x = ggml_scale(ctx, x, hp.f_embedding_scale);
     for (int il = l0; il < l1; il++) {
         if (m.arch == LLM_ARCH_PHI3) {
             x = phi3_layer(tr, ctx, il, x, *inp_pos, *inp_mask);
@@ -925,10 +994,12 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
         // the same factors, so the gradient needs nothing more; the factors are
         // frozen (never a parameter: autodiff has no gradient for them).
         ggml_tensor * rope_factors = m.get_rope_factors(cp, (int) il);
-        Q = ggml_rope_ext(ctx, Q, *inp_pos, rope_factors, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
-                          cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
-        K = ggml_rope_ext(ctx, K, *inp_pos, rope_factors, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
-                          cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+        if (uses_rope(m, il)) {
+            Q = ggml_rope_ext(ctx, Q, *inp_pos, rope_factors, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
+                              cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+            K = ggml_rope_ext(ctx, K, *inp_pos, rope_factors, hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn, cp.rope_freq_base,
+                              cp.rope_freq_scale, cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+        }
 
         // Attention as llama.cpp's non-flash branch (build_attn_mha), without a cache.
         ggml_tensor * q = ggml_permute(ctx, Q, 0, 2, 1, 3);                              // [d, n, h]
@@ -941,20 +1012,20 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
         cur = tr->mm(ctx, L.wo, cur);
         if (L.bo) cur = ggml_add(ctx, cur, L.bo);
 
-        ggml_tensor * ffn_inp = ggml_add(ctx, cur, inpSA);
+        ggml_tensor * ffn_inp = ggml_add(ctx, granite_residual(m, ctx, cur), inpSA);
         cur = ggml_mul(ctx, ggml_rms_norm(ctx, ffn_inp, eps), L.ffn_norm);
         ggml_tensor * up = tr->mm(ctx, L.ffn_up, cur);
         ggml_tensor * gate = tr->mm(ctx, L.ffn_gate, cur);
         cur = ggml_swiglu_split(ctx, gate, up);
         cur = tr->mm(ctx, L.ffn_down, cur);
-        x = ggml_add(ctx, cur, ffn_inp);
+        x = ggml_add(ctx, granite_residual(m, ctx, cur), ffn_inp);
     }
     if (!head) return x;
     ggml_tensor * cur = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), m.output_norm);
     // Only scored positions reach lm_head: exact loss masking, and the vocabulary
     // projection (the largest matmul for small models) runs on those rows only.
     cur = ggml_get_rows(ctx, cur, *inp_rows);
-    return tr->mm(ctx, m.output, cur);  // [n_vocab, n_scored]
+    return granite_logits(m, ctx, tr->mm(ctx, m.output, cur));  // [n_vocab, n_scored]
 }
 
 // transient_chunk_bytes bounds the F32 transpose a transient backward makes

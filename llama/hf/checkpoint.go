@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fireact/fireact/llama/gguf"
 )
 
 // File names of a Hugging Face model checkpoint directory (transformers'
@@ -43,16 +45,29 @@ type checkpointArch struct {
 	ropeScaling []string
 	// gemma: the Gemma-2/3 layout and keys (checkpoint_gemma.go).
 	gemma bool
+	// attnBias: attention_bias gives optional q/k/v/o biases
+	// (LlamaModel's tensor map, which llama.cpp's llama and granite load).
+	attnBias bool
+	// config, if set, reads and checks the architecture's own config.json
+	// keys (b is the file) into c.
+	config func(c *CheckpointConfig, b []byte) error
+	// kvs, if set, are the architecture's own metadata keys (a is its
+	// llama.cpp name).
+	kvs func(c *CheckpointConfig, a string) []gguf.KV
 }
 
 var checkpointArchs = map[string]checkpointArch{
-	"LlamaForCausalLM":   {gguf: "llama", permuteQK: true, vocabAndRopeDim: true, ropeScaling: []string{"linear", "llama3"}},
-	"MistralForCausalLM": {gguf: "llama", permuteQK: true, vocabAndRopeDim: true, ropeScaling: []string{"linear", "llama3"}},
+	"LlamaForCausalLM":   {gguf: "llama", permuteQK: true, vocabAndRopeDim: true, ropeScaling: []string{"linear", "llama3"}, attnBias: true},
+	"MistralForCausalLM": {gguf: "llama", permuteQK: true, vocabAndRopeDim: true, ropeScaling: []string{"linear", "llama3"}, attnBias: true},
 	"Qwen2ForCausalLM":   {gguf: "qwen2", qkvBias: true},
 	"Qwen3ForCausalLM":   {gguf: "qwen3", qkNorm: true},
 	"Gemma2ForCausalLM":  {gguf: "gemma2", gemma: true},
 	"Gemma3ForCausalLM":  {gguf: "gemma3", qkNorm: true, gemma: true, ropeScaling: []string{"linear"}},
 	"Phi3ForCausalLM":    {gguf: "phi3", ropeScaling: []string{"longrope", "su"}},
+	// SmolLM3Model and GraniteModel are LlamaModels: Q/K permuted, llama's
+	// keys. llama.cpp's smollm3 loads no biases and passes no RoPE factors.
+	"SmolLM3ForCausalLM": {gguf: "smollm3", permuteQK: true, vocabAndRopeDim: true, config: checkSmolLM3Config},
+	"GraniteForCausalLM": {gguf: "granite", permuteQK: true, vocabAndRopeDim: true, attnBias: true, config: readGraniteConfig, kvs: graniteKVs},
 }
 
 // SupportedCheckpointArchs lists the config.json architectures
@@ -115,6 +130,8 @@ type CheckpointConfig struct {
 	PartialRotary        float64
 	OriginalMaxPositions int
 	SlidingWindow        int
+	// Granite are GraniteForCausalLM's multipliers (nil for the others).
+	Granite *GraniteMultipliers
 }
 
 // rawCheckpointConfig is config.json as decoded; pointers tell absent from zero.
@@ -269,6 +286,11 @@ func parseCheckpointConfig(path string, b []byte) (*CheckpointConfig, error) {
 	if c.Architecture == "Phi3ForCausalLM" {
 		if err := checkPhi3Config(c); err != nil {
 			return nil, fail("%v", err)
+		}
+	}
+	if f := checkpointArchs[c.Architecture].config; f != nil {
+		if err := f(c, b); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil

@@ -99,7 +99,7 @@ func checkpointRules(cfg *CheckpointConfig, arch checkpointArch) []tensorRule {
 		)
 		// Qwen2 always has q/k/v biases; a llama with attention_bias has
 		// them too (and an o_proj bias), permuted like their weights.
-		if arch.qkvBias || arch.gguf == "llama" {
+		if arch.qkvBias || arch.attnBias {
 			opt := !arch.qkvBias
 			rules = append(rules,
 				tensorRule{hf: p + "self_attn.q_proj.bias", gguf: g + "attn_q.bias", shape: []int64{q}, heads: qHeads, optional: opt},
@@ -114,7 +114,7 @@ func checkpointRules(cfg *CheckpointConfig, arch checkpointArch) []tensorRule {
 			)
 		}
 		rules = append(rules, tensorRule{hf: p + "self_attn.o_proj.weight", gguf: g + "attn_output.weight", shape: []int64{h, q}})
-		if arch.gguf == "llama" {
+		if arch.attnBias {
 			rules = append(rules, tensorRule{hf: p + "self_attn.o_proj.bias", gguf: g + "attn_output.bias", shape: []int64{h}, optional: true})
 		}
 		rules = append(rules,
@@ -196,8 +196,9 @@ func equalShape(a, b []int64) bool {
 // tokenizer.json, tokenizer_config.json) into a GGUF model at out, as
 // llama.cpp's convert_hf_to_gguf.py does for LlamaForCausalLM (Llama-2,
 // Llama-3.x, Mistral), Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM,
-// Gemma3ForCausalLM (text-only; checkpoint_gemma.go) and Phi3ForCausalLM
-// (Phi-3.5-mini, Phi-4-mini: see checkpoint_phi3.go).
+// Gemma3ForCausalLM (text-only; checkpoint_gemma.go), Phi3ForCausalLM
+// (Phi-3.5-mini, Phi-4-mini: see checkpoint_phi3.go), SmolLM3ForCausalLM and
+// GraniteForCausalLM (dense).
 //
 // Everything is validated before anything is written: the configuration,
 // every shard header (a truncated shard is an error naming the file and the
@@ -205,7 +206,7 @@ func equalShape(a, b []int64) bool {
 // dtype (F32, F16 or BF16) and the tokenizer's size against the embedding.
 // Errors name the file and the tensor or field.
 //
-// Weights: the Q/K rows of llama models are permuted for llama.cpp's RoPE
+// Weights: the Q/K rows of llama models (and smollm3, granite) are permuted for llama.cpp's RoPE
 // (q with n_head, k with n_head_kv; their biases too); Qwen models use NEOX
 // RoPE and keep HF's order, as do Gemma models, whose norms get the script's
 // + 1 (Gemma's RMSNorm multiplies by 1 + w). rope_scaling llama3 adds rope_freqs.weight,
@@ -412,6 +413,9 @@ func setCheckpointKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch
 		kvs = append(kvs,
 			gguf.KV{Key: a + ".rope.scaling.type", Value: "linear"},
 			gguf.KV{Key: a + ".rope.scaling.factor", Value: float32(*rs.Factor)})
+	}
+	if arch.kvs != nil {
+		kvs = append(kvs, arch.kvs(cfg, a)...)
 	}
 	return setKVs(w, kvs)
 }

@@ -54,7 +54,7 @@ func TestConvertCheckpointMatchesReference(t *testing.T) {
 					t.Fatal(err)
 				}
 				wantPerm := 0
-				if c.Arch == "llama" {
+				if c.PermutesQK() {
 					wantPerm = 2 * c.NLayer
 				}
 				if conv.Arch != c.Arch || len(conv.Permuted) != wantPerm || conv.TiedOutput != c.Tied || conv.RopeFreqs != (c.RopeFreqs != nil) ||

@@ -12,8 +12,11 @@ import (
 // select the documented defaults.
 type LlamaConfig struct {
 	// Arch is the llama.cpp architecture: "llama" (default), "qwen2"
-	// (which adds the attn_q/attn_k/attn_v bias vectors) or "qwen3" (which
-	// adds the per-head attn_q_norm/attn_k_norm RMS norms instead).
+	// (which adds the attn_q/attn_k/attn_v bias vectors), "qwen3" (which
+	// adds the per-head attn_q_norm/attn_k_norm RMS norms instead),
+	// "smollm3" (llama's tensors; llama.cpp skips RoPE on every fourth
+	// layer, see SmolLM3UsesRope) or "granite" (llama's tensors and the
+	// multipliers in Granite).
 	Arch string
 	// Name is general.name; default "modelgen-<arch>".
 	Name string
@@ -54,6 +57,9 @@ type LlamaConfig struct {
 	// is written as the tensor rope_freqs.weight (one factor per rotated
 	// dimension pair, see Llama3RopeFactors) and as no metadata key.
 	RopeScaling *Llama3RopeScaling
+	// Granite, required with arch granite and only there, are its four
+	// multipliers.
+	Granite *GraniteScales
 }
 
 // Llama3RopeScaling is the rope_scaling block of a Llama-3.1/3.2
@@ -156,9 +162,12 @@ func encodable(t gguf.Type) bool {
 // validate checks the (defaulted) configuration.
 func (c LlamaConfig) validate() error {
 	switch c.Arch {
-	case "llama", "qwen2", "qwen3":
+	case "llama", "qwen2", "qwen3", "smollm3", "granite":
 	default:
-		return fmt.Errorf("modelgen: unsupported architecture %q (want llama, qwen2 or qwen3)", c.Arch)
+		return fmt.Errorf("modelgen: unsupported architecture %q (want llama, qwen2, qwen3, smollm3 or granite)", c.Arch)
+	}
+	if err := c.validateGranite(); err != nil {
+		return err
 	}
 	if err := c.Vocab.Validate(); err != nil {
 		return err
@@ -330,6 +339,9 @@ func WriteLlama(path string, cfg LlamaConfig) error {
 	}
 	if c.ChatTemplate != "" {
 		kvs = append(kvs, gguf.KV{Key: "tokenizer.chat_template", Value: c.ChatTemplate})
+	}
+	if c.Granite != nil {
+		kvs = append(kvs, c.Granite.kvs(a)...)
 	}
 	for _, kv := range kvs {
 		if err := w.Set(kv.Key, kv.Value); err != nil {

@@ -21,7 +21,7 @@ type Checkpoint struct {
 	// Name names the case in tests.
 	Name string
 	// Arch is the llama.cpp architecture of the reference model (llama,
-	// qwen2, qwen3, gemma2, gemma3 or phi3) and HFArch config.json's
+	// qwen2, qwen3, gemma2, gemma3, phi3, smollm3 or granite) and HFArch config.json's
 	// "architectures" entry.
 	Arch, HFArch string
 	// Tokenizer is a directory with a real tokenizer.json and
@@ -61,6 +61,15 @@ type Checkpoint struct {
 	// see checkpoint_phi3.go.
 	PartialRotary float64
 	LongRoPE      *modelgen.LongRoPE
+	// Granite, with Arch granite, are the multipliers: config.json's
+	// embedding_multiplier, ... and the reference's granite.* keys.
+	Granite *modelgen.GraniteScales
+}
+
+// PermutesQK says whether the conversion reorders the Q/K rows: the
+// architectures with llama.cpp's normal RoPE, converted by LlamaModel.
+func (c Checkpoint) PermutesQK() bool {
+	return c.Arch == "llama" || c.Arch == "smollm3" || c.Arch == "granite"
 }
 
 // hfNames maps GGUF tensor names of a llama-family block (after "blk.N.")
@@ -173,7 +182,7 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 	} else {
 		err = modelgen.WriteLlama(genPath, modelgen.LlamaConfig{
 			Arch: c.Arch, Vocab: v, NEmbd: c.NEmbd, NLayer: c.NLayer, NHead: c.NHead, NHeadKV: c.NHeadKV,
-			NFF: c.NFF, NCtx: 512, TiedOutput: c.Tied, Seed: c.Seed, RopeFreqBase: 10000, RMSEps: 1e-5,
+			NFF: c.NFF, NCtx: 512, TiedOutput: c.Tied, Seed: c.Seed, RopeFreqBase: 10000, RMSEps: 1e-5, Granite: c.Granite,
 		})
 	}
 	if err != nil {
@@ -233,7 +242,7 @@ func WriteCheckpoint(t testing.TB, dir string, c Checkpoint) (refPath, hfDir str
 		for i, d := range ti.Shape {
 			shape[len(shape)-1-i] = int64(d)
 		}
-		if c.Arch == "llama" && (strings.HasSuffix(ti.Name, ".attn_q.weight") || strings.HasSuffix(ti.Name, ".attn_k.weight")) {
+		if c.PermutesQK() && (strings.HasSuffix(ti.Name, ".attn_q.weight") || strings.HasSuffix(ti.Name, ".attn_k.weight")) {
 			heads := c.NHead
 			if strings.HasSuffix(ti.Name, ".attn_k.weight") {
 				heads = c.NHeadKV
@@ -289,6 +298,27 @@ func (c Checkpoint) config(vocab int) map[string]any {
 		m["max_window_layers"] = c.NLayer
 		m["sliding_window"] = 512
 		m["use_sliding_window"] = false
+	case "smollm3":
+		// SmolLM3-3B's config.json: NoPE on every fourth layer (1 = RoPE).
+		m["model_type"] = "smollm3"
+		m["attention_bias"] = false
+		m["mlp_bias"] = false
+		m["no_rope_layer_interval"] = modelgen.SmolLM3NoRopeInterval
+		m["no_rope_layers"] = modelgen.SmolLM3NoRopeLayers(c.NLayer)
+		m["use_sliding_window"] = false
+		m["sliding_window"] = nil
+		m["max_window_layers"] = c.NLayer
+		m["pretraining_tp"] = 2
+	case "granite":
+		m["model_type"] = "granite"
+		m["attention_bias"] = false
+		m["mlp_bias"] = false
+		if g := c.Granite; g != nil {
+			m["embedding_multiplier"] = g.EmbeddingMultiplier
+			m["attention_multiplier"] = g.AttentionMultiplier
+			m["residual_multiplier"] = g.ResidualMultiplier
+			m["logits_scaling"] = g.LogitsScaling
+		}
 	case "qwen3":
 		m["model_type"] = "qwen3"
 		m["attention_bias"] = false
@@ -467,6 +497,17 @@ func CheckpointCases(tokenizers string) []Checkpoint {
 			VocabSize: 32064, NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 4, NFF: 96, Shards: 2, Seed: 7,
 			LongRoPE: &modelgen.LongRoPE{OriginalContext: 4096, Long: []float32{1, 1.2, 1.9, 3, 5.5, 9, 14, 20}, Short: []float32{1, 1.02, 1.03, 1.05, 1.08, 1.1, 1.2, 1.3}},
 			Config:   map[string]any{"bos_token_id": 1, "eos_token_id": 32000},
+		},
+		{ // SmolLM3-3B style: Llama-3 tokenizer, tied, GQA 4:1, NoPE on layer 3.
+			Name: "smollm3-nope-tied", Arch: "smollm3", HFArch: "SmolLM3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "llama-3.1"),
+			VocabSize: 128256, NEmbd: 32, NLayer: 4, NHead: 4, NHeadKV: 1, NFF: 64, Tied: true, DType: hf.BF16, Seed: 6,
+			Config: map[string]any{"bos_token_id": nil, "eos_token_id": 128001},
+		},
+		{ // Granite-3 dense style: its four multipliers (granite-3.1-2b's), GQA, tied.
+			Name: "granite-multipliers", Arch: "granite", HFArch: "GraniteForCausalLM", Tokenizer: filepath.Join(tokenizers, "mistral-v0.1"),
+			VocabSize: 32000, NEmbd: 64, NLayer: 2, NHead: 8, NHeadKV: 2, NFF: 96, Tied: true, Seed: 7,
+			Granite: &modelgen.GraniteScales{EmbeddingMultiplier: 12, AttentionMultiplier: 0.015625, ResidualMultiplier: 0.22, LogitsScaling: 8},
+			Config:  map[string]any{"bos_token_id": 1, "eos_token_id": 2},
 		},
 		{ // Qwen3 style: q/k norms, head_dim, two shards.
 			Name: "qwen3-qknorm-sharded", Arch: "qwen3", HFArch: "Qwen3ForCausalLM", Tokenizer: filepath.Join(tokenizers, "qwen3"),
