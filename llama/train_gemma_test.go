@@ -104,44 +104,10 @@ func TestTrainGemmaMatchesDecode(t *testing.T) {
 			if !(smoothDiff > 0 && smoothDiff < 0.05) {
 				t.Fatalf("the smooth forward's logits differ from llama_decode's by %g: want in (0, 0.05)", smoothDiff)
 			}
-			first, err := tr.Step(b, 1e-2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < 4; i++ {
-				if _, err := tr.Step(b, 1e-2); err != nil {
-					t.Fatal(err)
-				}
-			}
-			after, err := tr.Eval(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !(after.Loss < first.Loss) {
-				t.Fatalf("loss %.4f -> %.4f after 5 steps: not learning", first.Loss, after.Loss)
-			}
-			ap := filepath.Join(dir, c.name+"-adapter.gguf")
-			if err := tr.Save(ap); err != nil {
-				t.Fatal(err)
-			}
-			a, err := m.LoadAdapter(ap)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			want, err := tr.Logits(toks)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := worstDiff(want, decodeLogits(t, m, a, toks)); d != 0 {
-				t.Fatalf("trained: training forward and llama_decode with the reloaded adapter differ by %g (want bit-identical)", d)
-			}
-			got := decodeLoss(t, m, a, b)
-			if math.Abs(got-after.Loss) > 1e-4*after.Loss {
-				t.Fatalf("reloaded adapter: llama_decode loss %.6f, trainer %.6f", got, after.Loss)
-			}
+			first, after := trainFive(t, tr, b)
+			got := checkReloaded(t, m, tr, b, toks, filepath.Join(dir, c.name+"-adapter.gguf"), 512, after)
 			t.Logf("%s: bit-identical logits; loss %.4f -> %.4f, reloaded %.6f; the smooth forward's logits differ by %.3g",
-				c.name, first.Loss, after.Loss, got, smoothDiff)
+				c.name, first, after, got, smoothDiff)
 		})
 	}
 }

@@ -68,17 +68,71 @@ func writeLlama3(t testing.TB, dir string, c llama3Case, scaled bool) string {
 // adapter a (or none) at scale 1, from an F32 cache without flash attention
 // (the settings under which the training graph is bit-identical).
 func decodeLogits(t testing.TB, m *Model, a *Adapter, toks []Token) [][]float32 {
+	return decodeLogitsAt(t, m, a, toks, 512)
+}
+
+// decodeLoss is the mean NLL over b's scored tokens computed from
+// llama_decode's log-probabilities, with adapter a (or none).
+func decodeLoss(t testing.TB, m *Model, a *Adapter, b TrainBatch) float64 {
+	return decodeLossAt(t, m, a, b, 512)
+}
+
+// trainFive takes five AdamW steps on b at lr 1e-2 and checks that the loss
+// fell; it returns the first step's loss and the loss after the fifth.
+func trainFive(t *testing.T, tr *Trainer, b TrainBatch) (first, after float64) {
 	t.Helper()
-	c, err := m.NewContext(ContextOptions{NCtx: 512, TypeK: "f32", TypeV: "f32", FlashAttn: FlashAttnOff, Threads: 2})
+	r, err := tr.Step(b, 1e-2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if a != nil {
-		if err := c.SetAdapter(a, 1); err != nil {
+	for i := 0; i < 4; i++ {
+		if _, err := tr.Step(b, 1e-2); err != nil {
 			t.Fatal(err)
 		}
 	}
+	e, err := tr.Eval(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(e.Loss < r.Loss) {
+		t.Fatalf("loss %.4f -> %.4f after 5 steps: not learning", r.Loss, e.Loss)
+	}
+	return r.Loss, e.Loss
+}
+
+// checkReloaded saves tr's adapter at path, loads it into m and checks that
+// llama_decode with it, at a context of nCtx tokens, gives the trainer's
+// logits of toks bit for bit and its loss on b (after); it returns the
+// reloaded adapter's loss.
+func checkReloaded(t *testing.T, m *Model, tr *Trainer, b TrainBatch, toks []Token, path string, nCtx int, after float64) float64 {
+	t.Helper()
+	if err := tr.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.LoadAdapter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	want, err := tr.Logits(toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := worstDiff(want, decodeLogitsAt(t, m, a, toks, nCtx)); d != 0 {
+		t.Fatalf("trained: training forward and llama_decode with the reloaded adapter differ by %g (want bit-identical)", d)
+	}
+	got := decodeLossAt(t, m, a, b, nCtx)
+	if math.Abs(got-after) > 1e-4*after {
+		t.Fatalf("reloaded adapter: llama_decode loss %.6f, trainer %.6f", got, after)
+	}
+	return got
+}
+
+// decodeLogitsAt is decodeLogits at a context of nCtx tokens: the context
+// decides which LongRoPE table llama.cpp uses.
+func decodeLogitsAt(t testing.TB, m *Model, a *Adapter, toks []Token, nCtx int) [][]float32 {
+	t.Helper()
+	c := decodeContext(t, m, a, nCtx)
 	var batch Batch
 	for i, tk := range toks {
 		batch.Add(tk, i, 0, true)
@@ -88,29 +142,19 @@ func decodeLogits(t testing.TB, m *Model, a *Adapter, toks []Token) [][]float32 
 	}
 	out := make([][]float32, len(toks))
 	for i := range toks {
-		if out[i], err = c.Logits(i); err != nil {
+		l, err := c.Logits(i)
+		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = append([]float32(nil), out[i]...)
+		out[i] = append([]float32(nil), l...)
 	}
 	return out
 }
 
-// decodeLoss is the mean NLL over b's scored tokens computed from
-// llama_decode's log-probabilities, with adapter a (or none).
-func decodeLoss(t testing.TB, m *Model, a *Adapter, b TrainBatch) float64 {
+// decodeLossAt is decodeLoss at a context of nCtx tokens.
+func decodeLossAt(t testing.TB, m *Model, a *Adapter, b TrainBatch, nCtx int) float64 {
 	t.Helper()
-	c, err := m.NewContext(ContextOptions{NCtx: 512, TypeK: "f32", TypeV: "f32", FlashAttn: FlashAttnOff, Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if a != nil {
-		if err := c.SetAdapter(a, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lp, err := c.ScoreTokens(b.Tokens)
+	lp, err := decodeContext(t, m, a, nCtx).ScoreTokens(b.Tokens)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +167,24 @@ func decodeLoss(t testing.TB, m *Model, a *Adapter, b TrainBatch) float64 {
 		}
 	}
 	return sum / float64(n)
+}
+
+// decodeContext is a context with the settings under which the training
+// graph is bit-identical (F32 cache, no flash attention), closed at the
+// test's end, with adapter a (or none) at scale 1.
+func decodeContext(t testing.TB, m *Model, a *Adapter, nCtx int) *Context {
+	t.Helper()
+	c, err := m.NewContext(ContextOptions{NCtx: nCtx, TypeK: "f32", TypeV: "f32", FlashAttn: FlashAttnOff, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if a != nil {
+		if err := c.SetAdapter(a, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
 
 func worstDiff(a, b [][]float32) float64 {
@@ -158,44 +220,10 @@ func TestTrainLlama3MatchesDecode(t *testing.T) {
 			if control < 1e-4 {
 				t.Fatalf("the model without rope_freqs decodes within %g of the training forward: the test cannot see the factors", control)
 			}
-			first, err := tr.Step(b, 1e-2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < 4; i++ {
-				if _, err := tr.Step(b, 1e-2); err != nil {
-					t.Fatal(err)
-				}
-			}
-			after, err := tr.Eval(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !(after.Loss < first.Loss) {
-				t.Fatalf("loss %.4f -> %.4f after 5 steps: not learning", first.Loss, after.Loss)
-			}
-			ap := filepath.Join(dir, c.name+"-adapter.gguf")
-			if err := tr.Save(ap); err != nil {
-				t.Fatal(err)
-			}
-			a, err := m.LoadAdapter(ap)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			want, err := tr.Logits(toks)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := worstDiff(want, decodeLogits(t, m, a, toks)); d != 0 {
-				t.Fatalf("trained: training forward and llama_decode with the reloaded adapter differ by %g (want bit-identical)", d)
-			}
-			got := decodeLoss(t, m, a, b)
-			if math.Abs(got-after.Loss) > 1e-4*after.Loss {
-				t.Fatalf("reloaded adapter: llama_decode loss %.6f, trainer %.6f", got, after.Loss)
-			}
+			first, after := trainFive(t, tr, b)
+			got := checkReloaded(t, m, tr, b, toks, filepath.Join(dir, c.name+"-adapter.gguf"), 512, after)
 			t.Logf("%s: bit-identical logits; loss %.4f -> %.4f, reloaded %.6f; without rope_freqs logits move by %.3g",
-				c.name, first.Loss, after.Loss, got, control)
+				c.name, first, after, got, control)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package modelgen
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/fireact/fireact/llama/gguf"
 )
@@ -187,17 +186,7 @@ func (c GemmaConfig) kvs() []gguf.KV {
 	if c.SlidingWindow != 0 {
 		kvs = append(kvs, gguf.KV{Key: a + ".attention.sliding_window", Value: u32(c.SlidingWindow)})
 	}
-	return append(kvs,
-		gguf.KV{Key: "tokenizer.ggml.model", Value: "llama"},
-		gguf.KV{Key: "tokenizer.ggml.tokens", Value: c.Vocab.Tokens},
-		gguf.KV{Key: "tokenizer.ggml.scores", Value: c.Vocab.Scores},
-		gguf.KV{Key: "tokenizer.ggml.token_type", Value: c.Vocab.Types},
-		gguf.KV{Key: "tokenizer.ggml.bos_token_id", Value: uint32(c.Vocab.BOS)},
-		gguf.KV{Key: "tokenizer.ggml.eos_token_id", Value: uint32(c.Vocab.EOS)},
-		gguf.KV{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(c.Vocab.UNK)},
-		gguf.KV{Key: "tokenizer.ggml.add_bos_token", Value: true},
-		gguf.KV{Key: "tokenizer.ggml.add_eos_token", Value: false},
-	)
+	return append(kvs, c.Vocab.kvs(true)...)
 }
 
 // WriteGemma writes a randomly initialized F32 Gemma-2 or Gemma-3 model for
@@ -209,23 +198,5 @@ func WriteGemma(path string, cfg GemmaConfig) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	w := gguf.NewWriter()
-	for _, kv := range c.kvs() {
-		if err := w.Set(kv.Key, kv.Value); err != nil {
-			return fmt.Errorf("modelgen: %w", err)
-		}
-	}
-	for _, t := range c.tensors() {
-		std := float64(c.InitStd)
-		if std == 0 {
-			std = 1 / math.Sqrt(float64(t.shape[0]))
-		}
-		if err := w.AddTensorFunc(t.name, t.typ, t.shape, randomTensor(c.Seed, t, std)); err != nil {
-			return fmt.Errorf("modelgen: %w", err)
-		}
-	}
-	if err := w.WriteFile(path); err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	return nil
+	return writeModel(path, c.kvs(), c.tensors(), c.Seed, c.InitStd)
 }

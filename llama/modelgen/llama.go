@@ -311,7 +311,6 @@ func WriteLlama(path string, cfg LlamaConfig) error {
 		return err
 	}
 	a := c.Arch
-	w := gguf.NewWriter()
 	u32 := func(n int) uint32 { return uint32(n) }
 	kvs := []gguf.KV{
 		{Key: "general.architecture", Value: a},
@@ -327,33 +326,49 @@ func WriteLlama(path string, cfg LlamaConfig) error {
 		{Key: a + ".attention.head_count_kv", Value: u32(c.NHeadKV)},
 		{Key: a + ".attention.layer_norm_rms_epsilon", Value: c.RMSEps},
 		{Key: a + ".rope.freq_base", Value: c.RopeFreqBase},
-		{Key: "tokenizer.ggml.model", Value: "llama"},
-		{Key: "tokenizer.ggml.tokens", Value: c.Vocab.Tokens},
-		{Key: "tokenizer.ggml.scores", Value: c.Vocab.Scores},
-		{Key: "tokenizer.ggml.token_type", Value: c.Vocab.Types},
-		{Key: "tokenizer.ggml.bos_token_id", Value: uint32(c.Vocab.BOS)},
-		{Key: "tokenizer.ggml.eos_token_id", Value: uint32(c.Vocab.EOS)},
-		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(c.Vocab.UNK)},
-		{Key: "tokenizer.ggml.add_bos_token", Value: !c.NoAddBOS},
-		{Key: "tokenizer.ggml.add_eos_token", Value: false},
 	}
+	kvs = append(kvs, c.Vocab.kvs(!c.NoAddBOS)...)
 	if c.ChatTemplate != "" {
 		kvs = append(kvs, gguf.KV{Key: "tokenizer.chat_template", Value: c.ChatTemplate})
 	}
 	if c.Granite != nil {
 		kvs = append(kvs, c.Granite.kvs(a)...)
 	}
+	return writeModel(path, kvs, c.tensors(), c.Seed, c.InitStd)
+}
+
+// kvs are v's tokenizer keys (an SPM-style "llama" vocabulary), addBOS its
+// tokenizer.ggml.add_bos_token.
+func (v Vocab) kvs(addBOS bool) []gguf.KV {
+	return []gguf.KV{
+		{Key: "tokenizer.ggml.model", Value: "llama"},
+		{Key: "tokenizer.ggml.tokens", Value: v.Tokens},
+		{Key: "tokenizer.ggml.scores", Value: v.Scores},
+		{Key: "tokenizer.ggml.token_type", Value: v.Types},
+		{Key: "tokenizer.ggml.bos_token_id", Value: uint32(v.BOS)},
+		{Key: "tokenizer.ggml.eos_token_id", Value: uint32(v.EOS)},
+		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(v.UNK)},
+		{Key: "tokenizer.ggml.add_bos_token", Value: addBOS},
+		{Key: "tokenizer.ggml.add_eos_token", Value: false},
+	}
+}
+
+// writeModel writes a model file of metadata kvs and random tensors: each
+// seeded by seed and its name, matrices N(0, std²) with std = initStd or,
+// when that is 0, 1/sqrt(n_in) (randomTensor).
+func writeModel(path string, kvs []gguf.KV, tensors []tensorSpec, seed uint64, initStd float32) error {
+	w := gguf.NewWriter()
 	for _, kv := range kvs {
 		if err := w.Set(kv.Key, kv.Value); err != nil {
 			return fmt.Errorf("modelgen: %w", err)
 		}
 	}
-	for _, t := range c.tensors() {
-		std := float64(c.InitStd)
+	for _, t := range tensors {
+		std := float64(initStd)
 		if std == 0 {
 			std = 1 / math.Sqrt(float64(t.shape[0]))
 		}
-		if err := w.AddTensorFunc(t.name, t.typ, t.shape, randomTensor(c.Seed, t, std)); err != nil {
+		if err := w.AddTensorFunc(t.name, t.typ, t.shape, randomTensor(seed, t, std)); err != nil {
 			return fmt.Errorf("modelgen: %w", err)
 		}
 	}

@@ -210,17 +210,7 @@ func (c Phi3Config) kvs() []gguf.KV {
 	if r := c.LongRoPE; r != nil {
 		kvs = append(kvs, gguf.KV{Key: "phi3.rope.scaling.attn_factor", Value: LongRoPEAttnFactor(c.NCtx, r.OriginalContext)})
 	}
-	return append(kvs,
-		gguf.KV{Key: "tokenizer.ggml.model", Value: "llama"},
-		gguf.KV{Key: "tokenizer.ggml.tokens", Value: c.Vocab.Tokens},
-		gguf.KV{Key: "tokenizer.ggml.scores", Value: c.Vocab.Scores},
-		gguf.KV{Key: "tokenizer.ggml.token_type", Value: c.Vocab.Types},
-		gguf.KV{Key: "tokenizer.ggml.bos_token_id", Value: uint32(c.Vocab.BOS)},
-		gguf.KV{Key: "tokenizer.ggml.eos_token_id", Value: uint32(c.Vocab.EOS)},
-		gguf.KV{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(c.Vocab.UNK)},
-		gguf.KV{Key: "tokenizer.ggml.add_bos_token", Value: true},
-		gguf.KV{Key: "tokenizer.ggml.add_eos_token", Value: false},
-	)
+	return append(kvs, c.Vocab.kvs(true)...)
 }
 
 // WritePhi3 writes a randomly initialized phi3 model for cfg to path. Norm
@@ -231,20 +221,5 @@ func WritePhi3(path string, cfg Phi3Config) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	w := gguf.NewWriter()
-	for _, kv := range c.kvs() {
-		if err := w.Set(kv.Key, kv.Value); err != nil {
-			return fmt.Errorf("modelgen: %w", err)
-		}
-	}
-	for _, t := range c.tensors() {
-		std := 1 / math.Sqrt(float64(t.shape[0]))
-		if err := w.AddTensorFunc(t.name, t.typ, t.shape, randomTensor(c.Seed, t, std)); err != nil {
-			return fmt.Errorf("modelgen: %w", err)
-		}
-	}
-	if err := w.WriteFile(path); err != nil {
-		return fmt.Errorf("modelgen: %w", err)
-	}
-	return nil
+	return writeModel(path, c.kvs(), c.tensors(), c.Seed, 0)
 }
