@@ -47,6 +47,7 @@ func TestEstimateMemoryCalibration(t *testing.T) {
 	small.FileBytes = q8Bytes(small)
 	tiny11 := llamaShape(2048, 22, 32, 4, 5632, 32000, gguf.TypeQ4_0, 620e6)
 	tiny11q8 := llamaShape(2048, 22, 32, 4, 5632, 32000, gguf.TypeQ8_0, 1169740416)
+	llama7q4 := llamaShape(4096, 32, 32, 32, 11008, 32000, gguf.TypeQ4_0, 3791947616)
 	rows := []struct {
 		name     string
 		s        ModelShape
@@ -71,11 +72,13 @@ func TestEstimateMemoryCalibration(t *testing.T) {
 		// quantized, as finetune leaves it, and transient in row blocks).
 		{"1.1b Q8_0 transient T=256", tiny11q8, llama.BackwardTransient, 256, 2358 * mib},
 		{"1.1b Q8_0 checkpointed T=256", tiny11q8, "checkpoint", 256, 1491 * mib},
+		// FIREACT_BENCH_TRAIN=7b FIREACT_BENCH_TRAIN_Q4_0=1, commit 513456c.
+		{"7b Q4_0 checkpointed T=512", llama7q4, "checkpoint", 512, 4702 * mib},
 	}
 	for _, r := range rows {
 		p := MemoryPlan{Backward: r.backward, Tokens: r.tokens, Rank: 8, Targets: llama.TargetsAll, F32Head: true}
-		if r.s.NEmbd == tiny11q8.NEmbd && r.s.Matrices[0].Type == gguf.TypeQ8_0 {
-			p.F32Head = false
+		if r.s.FileBytes == tiny11q8.FileBytes || r.s.FileBytes == llama7q4.FileBytes {
+			p.F32Head = false // measured with finetune's default head
 		}
 		if r.backward == "checkpoint" {
 			p.Backward, p.Checkpoint = llama.BackwardTransient, true
