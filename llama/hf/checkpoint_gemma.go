@@ -248,14 +248,10 @@ func shiftNorm(b []byte, src gguf.Type, shift float32, n int) ([]byte, gguf.Type
 	return gguf.EncodeF32(x), gguf.TypeF32, nil
 }
 
-// setGemmaKVs writes the keys convert_hf_to_gguf.py's Gemma2Model and
+// gemmaKVs are the keys convert_hf_to_gguf.py's Gemma2Model and
 // Gemma3Model write (the latter over TextModel's).
-func setGemmaKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch, name, native string) error {
+func gemmaKVs(cfg *CheckpointConfig, arch checkpointArch, name string, fileType uint32) []gguf.KV {
 	a := arch.gguf
-	fileType := uint32(0) // LLAMA_FTYPE_ALL_F32
-	if native == "f16" {
-		fileType = 1 // LLAMA_FTYPE_MOSTLY_F16
-	}
 	u := func(n int) uint32 { return uint32(n) }
 	g := cfg.Gemma
 	kvs := []gguf.KV{
@@ -289,10 +285,5 @@ func setGemmaKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch, nam
 	if g.SlidingWindow != 0 {
 		kvs = append(kvs, gguf.KV{Key: a + ".attention.sliding_window", Value: u(g.SlidingWindow)})
 	}
-	for _, kv := range kvs {
-		if err := w.Set(kv.Key, kv.Value); err != nil {
-			return fmt.Errorf("hf: convert: %w", err)
-		}
-	}
-	return nil
+	return kvs
 }

@@ -372,13 +372,13 @@ func (t ckptTensor) convert(files map[string]*os.File, typ gguf.Type) ([]byte, e
 // names and types convert_hf_to_gguf.py (TextModel and LlamaModel
 // set_gguf_parameters) writes and llama.cpp reads.
 func setCheckpointKVs(w *gguf.Writer, cfg *CheckpointConfig, arch checkpointArch, name, native string) error {
-	if arch.gemma {
-		return setGemmaKVs(w, cfg, arch, name, native)
-	}
 	a := arch.gguf
 	fileType := uint32(0) // LLAMA_FTYPE_ALL_F32
 	if native == "f16" {
 		fileType = 1 // LLAMA_FTYPE_MOSTLY_F16
+	}
+	if arch.gemma {
+		return setKVs(w, gemmaKVs(cfg, arch, name, fileType))
 	}
 	if a == "phi3" {
 		return setKVs(w, phi3KVs(cfg, name, fileType))
