@@ -1376,8 +1376,8 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
     const int64_t n_vocab = m.output->ne[1], n_embd = m.hparams.n_embd;
     const int n_layer = (int) m.layers.size();
     const int n_scored = (int) in.rows.size();
-    if (!accumulate || first) tr->micro = 0;
     if (!accumulate || first) {
+        tr->micro = 0;
         for (auto & pr : tr->params) pr.has_grad = false;
     }
     std::vector<ggml_tensor *> masks;
