@@ -751,6 +751,9 @@ struct batch_in {
     std::vector<int32_t> pos, rows, labels;
     std::vector<float>   mask;
     std::vector<float>   weights;  // per scored row, when the loss is weighted
+    // The sliding-window mask, made by set_swa_mask on first use and reused
+    // by every graph of the step (a checkpointed step has two per block).
+    mutable std::vector<float> mask_swa;
 };
 
 // ---- Gemma-2 and Gemma-3 (llama.cpp's gemma2-iswa.cpp and gemma3.cpp) ----
@@ -926,11 +929,14 @@ ggml_tensor * build_forward_gemma(fa_trainer * tr, ggml_context * ctx, int n, in
 // its own sequence).
 void set_swa_mask(const fa_trainer * tr, const batch_in & in, int n) {
     if (tr->inp_mask_swa == nullptr) return;
-    const auto & hp = tr->model->hparams;
-    std::vector<float> mask = in.mask;
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < n; j++) {
-            if (llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, in.pos[j], in.pos[i])) mask[(size_t) i * n + j] = -INFINITY;
+    std::vector<float> & mask = in.mask_swa;
+    if (mask.empty()) {
+        const auto & hp = tr->model->hparams;
+        mask = in.mask;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                if (llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, in.pos[j], in.pos[i])) mask[(size_t) i * n + j] = -INFINITY;
+            }
         }
     }
     ggml_backend_tensor_set(tr->inp_mask_swa, mask.data(), 0, mask.size() * sizeof(float));
@@ -1285,10 +1291,8 @@ void fill_loss_inputs(const loss_graph & lg, const batch_in & in, int64_t n_voca
 // fill_inputs writes build_forward's inputs that the graph has.
 void fill_inputs(const batch_in & in, const llama_token * tokens, int n, ggml_tensor * tok, ggml_tensor * pos,
                  ggml_tensor * mask, ggml_tensor * rows) {
-    if (tok != nullptr) {
-        std::vector<int32_t> toks(tokens, tokens + n);
-        ggml_backend_tensor_set(tok, toks.data(), 0, n * sizeof(int32_t));
-    }
+    static_assert(sizeof(llama_token) == sizeof(int32_t), "token ids are the graph's I32 input as they are");
+    if (tok != nullptr) ggml_backend_tensor_set(tok, tokens, 0, n * sizeof(int32_t));
     if (pos != nullptr) ggml_backend_tensor_set(pos, in.pos.data(), 0, n * sizeof(int32_t));
     if (mask != nullptr) ggml_backend_tensor_set(mask, in.mask.data(), 0, in.mask.size() * sizeof(float));
     if (rows != nullptr) ggml_backend_tensor_set(rows, in.rows.data(), 0, in.rows.size() * sizeof(int32_t));
