@@ -253,9 +253,10 @@ func EstimateMemory(s ModelShape, p MemoryPlan) MemoryEstimate {
 	case backward == llama.BackwardTransient:
 		// One weight at a time dequantized and transposed inside the graph,
 		// a large one in row blocks of 32 MiB (train.cpp's
-		// transient_chunk_bytes): the allocator reuses one block's F32 copy
-		// and its transpose.
-		e.Activations += 2 * min(4*largest, transientChunkBytes)
+		// transient_chunk_bytes): the allocator reuses one block's F32
+		// transpose, which the CPU makes in one pass (a GPU's cast and cont
+		// hold twice that, in its own memory).
+		e.Activations += min(4*largest, transientChunkBytes)
 	case backward == llama.BackwardTransposed || backward == llama.BackwardTransposedQ8:
 		e.Overhead += initBuffers * 4 * largest
 	}

@@ -1038,8 +1038,75 @@ ggml_tensor * build_forward(fa_trainer * tr, ggml_context * ctx, int n, int n_sc
 // of a frozen weight at once: a larger weight (the output matrix above all:
 // vocabulary × n_embd) is taken in row blocks, whose buffers the allocator
 // reuses, instead of one transpose of the whole matrix (524 MiB for a 32k
-// vocabulary at n_embd 4096, twice: the F32 copy and its transpose).
+// vocabulary at n_embd 4096; twice that where the transpose is a cast and a
+// cont, off the CPU). A block's row count is a multiple of 64: the blocks are
+// the contraction dimension of their products, and ggml's fast CPU kernel
+// (llamafile's sgemm) takes only a multiple of the vector width, falling back
+// to one dot product per element (1489 rows of ffn_down at TinyLlama's shape
+// ran at a fraction of the speed of 1472).
 constexpr size_t transient_chunk_bytes = 32u << 20;
+
+// dequantize_transposed is the CPU kernel of transposed_f32: dst (F32, [rows of
+// a, columns of a]) = aᵀ, with a of any type that dequantizes. ggml has no such
+// op: a cast then cont(transpose) makes two passes, and the second reads one
+// element per cache line and page (ggml's dup loop for a transposed source), the
+// largest cost of a transient step after the matrix products. This reads a in
+// tiles of transpose_tile_rows rows by a few blocks, dequantized into a buffer
+// that stays in L1, and writes each tile's columns as dst rows.
+constexpr int64_t transpose_tile_rows = 32;
+constexpr int64_t transpose_tile_cols = 256;
+
+void dequantize_transposed(ggml_tensor * dst, int ith, int nth, void *) {
+    const ggml_tensor * a = dst->src[0];
+    const int64_t cols = a->ne[0], rows = a->ne[1];
+    const int64_t blk = ggml_blck_size(a->type);
+    const int64_t tile_cols = transpose_tile_cols - transpose_tile_cols % blk;  // blk <= tile width: transposed_f32 checks
+    ggml_to_float_t to_float = a->type == GGML_TYPE_F32 ? nullptr : ggml_get_type_traits(a->type)->to_float;
+    float tile[transpose_tile_rows][transpose_tile_cols];
+    const int64_t tiles = (rows + transpose_tile_rows - 1) / transpose_tile_rows;
+    float * out = (float *) dst->data;
+    for (int64_t t = ith; t < tiles; t += nth) {
+        const int64_t r0 = t * transpose_tile_rows, nr = std::min(transpose_tile_rows, rows - r0);
+        for (int64_t c0 = 0; c0 < cols; c0 += tile_cols) {
+            const int64_t nc = std::min(tile_cols, cols - c0);
+            for (int64_t k = 0; k < nr; k++) {
+                const char * row = (const char *) a->data + (r0 + k) * a->nb[1] + (c0 / blk) * a->nb[0];
+                if (to_float) {
+                    to_float(row, tile[k], nc);
+                } else {
+                    std::memcpy(tile[k], row, (size_t) nc * sizeof(float));
+                }
+            }
+            for (int64_t c = 0; c < nc; c++) {
+                float * o = out + (c0 + c) * rows + r0;
+                for (int64_t k = 0; k < nr; k++) o[k] = tile[k][c];
+            }
+        }
+    }
+}
+
+// transposed_f32 is aᵀ in F32, contiguous. On the CPU one pass of
+// dequantize_transposed; elsewhere (a GPU, whose backend has no custom ops and
+// whose cont of a transpose is fast) the cast and cont ggml has. created
+// receives every new tensor.
+ggml_tensor * transposed_f32(ggml_context * ctx, ggml_tensor * a, std::vector<ggml_tensor *> & created) {
+    ggml_tensor * base = a->view_src ? a->view_src : a;
+    const bool host = base->buffer != nullptr && ggml_backend_buffer_is_host(base->buffer);
+    const bool dequantizes = a->type == GGML_TYPE_F32 || (ggml_get_type_traits(a->type)->to_float != nullptr);
+    if (host && dequantizes && ggml_n_dims(a) <= 2 && a->nb[0] == ggml_type_size(a->type) &&
+        ggml_blck_size(a->type) <= transpose_tile_cols && a->ne[0] % ggml_blck_size(a->type) == 0) {
+        ggml_tensor * args[] = {a};
+        ggml_tensor * x = ggml_custom_4d(ctx, GGML_TYPE_F32, a->ne[1], a->ne[0], 1, 1, args, 1, dequantize_transposed,
+                                         GGML_N_TASKS_MAX, nullptr);
+        created.push_back(x);
+        return x;
+    }
+    ggml_tensor * wf = a->type == GGML_TYPE_F32 ? a : ggml_cast(ctx, a, GGML_TYPE_F32);
+    ggml_tensor * wt = ggml_transpose(ctx, wf);
+    ggml_tensor * x = ggml_cont(ctx, wt);
+    for (ggml_tensor * t : {wf, wt, x}) created.push_back(t);
+    return x;
+}
 
 // transposed_product is aᵀ's product with y, MUL_MAT(cont(aᵀ), y), for a
 // frozen weight a (any type, dequantized to F32 inside the graph) and a
@@ -1048,15 +1115,13 @@ constexpr size_t transient_chunk_bytes = 32u << 20;
 // of their products (the same result up to float rounding of the sum).
 ggml_tensor * transposed_product(ggml_context * ctx, ggml_tensor * a, ggml_tensor * y, std::vector<ggml_tensor *> & created) {
     auto product = [&](ggml_tensor * w, ggml_tensor * yw) {
-        ggml_tensor * wf = w->type == GGML_TYPE_F32 ? w : ggml_cast(ctx, w, GGML_TYPE_F32);
-        ggml_tensor * wt = ggml_transpose(ctx, wf);
-        ggml_tensor * x = ggml_cont(ctx, wt);
-        ggml_tensor * r = ggml_mul_mat(ctx, x, yw);
-        for (ggml_tensor * t : {wf, wt, x, r}) created.push_back(t);
+        ggml_tensor * r = ggml_mul_mat(ctx, transposed_f32(ctx, w, created), yw);
+        created.push_back(r);
         return r;
     };
     const int64_t rows = a->ne[1];
-    const int64_t per = std::max<int64_t>(1, (int64_t) (transient_chunk_bytes / (sizeof(float) * (size_t) a->ne[0])));
+    int64_t per = std::max<int64_t>(1, (int64_t) (transient_chunk_bytes / (sizeof(float) * (size_t) a->ne[0])));
+    if (per >= 64) per -= per % 64;
     if (per >= rows || ggml_n_dims(a) > 2 || ggml_n_dims(y) > 2) return product(a, y);
     ggml_tensor * sum = nullptr;
     for (int64_t r0 = 0; r0 < rows; r0 += per) {
