@@ -68,7 +68,7 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	pl := newPlan(d, &c)
 	total := pl.total
 	warmup := WarmupSteps(max(c.Warmup, 0), total)
-	recompute, err := c.checkMemory(d)
+	ckpt, err := c.checkMemory(d)
 	if err != nil {
 		return Result{}, err
 	}
@@ -82,8 +82,9 @@ func Run(ctx context.Context, s *store.Store, c Config) (Result, error) {
 	to := llama.TrainerOptions{
 		Rank: c.Rank, Alpha: c.Alpha, Targets: c.Targets, Full: c.Full, Optimizer: c.Optimizer,
 		WeightDecay: c.WeightDecay, Seed: uint32(c.Seed), LoRADropout: c.dropout(), Threads: c.Threads, F32Base: c.F32Base, F32Head: c.F32Head,
-		ResumeAdapter: c.InitAdapter, Backward: c.Backward, GradientCheckpointing: recompute,
-		ServeContext: c.ServeContext,
+		ResumeAdapter: c.InitAdapter, Backward: c.Backward, GradientCheckpointing: ckpt.on,
+		CheckpointKeep: ckpt.keep,
+		ServeContext:   c.ServeContext,
 	}
 	if !c.Full {
 		to.AdapterMetadata = c.adapterMetadata(m, baseHash)

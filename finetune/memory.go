@@ -122,9 +122,13 @@ type MemoryPlan struct {
 	F32Head   bool
 	F32Base   bool
 	Full      bool
-	// Checkpoint is gradient checkpointing: one block's activations at a
-	// time, plus every block's input kept on the host.
+	// Checkpoint is gradient checkpointing: the activations of the
+	// CheckpointKeep top blocks and of one recomputed block at a time, plus
+	// the recomputed blocks' inputs kept on the host.
 	Checkpoint bool
+	// CheckpointKeep is llama.TrainerOptions.CheckpointKeep: with
+	// Checkpoint, the top blocks whose activations are kept (below 1: 1).
+	CheckpointKeep int
 }
 
 // MemoryEstimate is an estimate of a training process's peak resident
@@ -240,9 +244,10 @@ func EstimateMemory(s ModelShape, p MemoryPlan) MemoryEstimate {
 	perToken := actPerEmbd*s.NEmbd + actPerKV*s.NEmbdKV + actPerFF*s.NFF
 	live := int64(s.NLayer) // blocks whose activations the step holds at once
 	if p.Checkpoint && !p.Full {
-		live = 1
-		// Every block's input, and the gradient passed down, on the host.
-		e.Activations += 4 * T * s.NEmbd * (int64(s.NLayer) + 2)
+		live = int64(min(max(p.CheckpointKeep, 1), max(s.NLayer, 1)))
+		// The recomputed blocks' inputs, and the gradient passed down, on
+		// the host.
+		e.Activations += 4 * T * s.NEmbd * (int64(s.NLayer) - live + 2)
 	}
 	e.Activations += 4 * T * live * perToken
 	e.Activations += 4 * actScoreTensors * live * s.NHead * T * T
@@ -450,18 +455,29 @@ func ParseCheckpointing(s string) (Checkpointing, error) {
 	return "", fmt.Errorf("finetune: gradient checkpointing %q: want auto, on or off", s)
 }
 
+// checkpointPlan is how a job's steps use gradient checkpointing: whether,
+// and how many top blocks keep their activations
+// (llama.TrainerOptions.CheckpointKeep).
+type checkpointPlan struct {
+	on   bool
+	keep int
+}
+
 // checkMemory decides gradient checkpointing and refuses, before the trainer
 // allocates anything, a job whose estimated peak exceeds the memory there
 // is. A step's graph holds one packed micro-batch: at most MaxTokens, and
-// never more than all the training tokens together.
-func (c *Config) checkMemory(d *data) (checkpoint bool, err error) {
+// never more than all the training tokens together. Auto checkpointing
+// recomputes only as many blocks as it must: it keeps the activations of as
+// many top blocks as the estimate fits in the memory there is, each one a
+// block's forward less per step.
+func (c *Config) checkMemory(d *data) (plan checkpointPlan, err error) {
 	mode, err := ParseCheckpointing(string(c.GradientCheckpointing))
 	if err != nil {
-		return false, err
+		return plan, err
 	}
-	checkpoint = mode == CheckpointingOn && !c.Full
+	plan = checkpointPlan{on: mode == CheckpointingOn && !c.Full, keep: 1}
 	if c.IgnoreMemoryCheck && mode != CheckpointingAuto {
-		return checkpoint, nil
+		return plan, nil
 	}
 	s, err := ReadModelShape(c.Base)
 	if err != nil {
@@ -470,7 +486,7 @@ func (c *Config) checkMemory(d *data) (checkpoint bool, err error) {
 		if c.Progress != nil {
 			fmt.Fprintf(c.Progress, "memory check skipped: %v\n", err)
 		}
-		return checkpoint, nil
+		return plan, nil
 	}
 	have := c.MemoryAvailable
 	if have <= 0 {
@@ -480,24 +496,35 @@ func (c *Config) checkMemory(d *data) (checkpoint bool, err error) {
 			if c.Progress != nil {
 				fmt.Fprintf(c.Progress, "memory check skipped: %v\n", err)
 			}
-			return checkpoint, nil
+			return plan, nil
 		}
 	}
 	p := MemoryPlan{Backward: c.Backward, Tokens: min(c.MaxTokens, max(d.trainTokens, 2)), Rank: c.Rank, Targets: c.Targets,
-		Optimizer: c.Optimizer, F32Head: c.F32Head, F32Base: c.F32Base, Full: c.Full, Checkpoint: checkpoint}
+		Optimizer: c.Optimizer, F32Head: c.F32Head, F32Base: c.F32Base, Full: c.Full, Checkpoint: plan.on, CheckpointKeep: plan.keep}
 	if mode == CheckpointingAuto && !c.Full {
 		without := EstimateMemory(s, p).Total()
 		q := p
 		q.Checkpoint = true
 		if with := EstimateMemory(s, q).Total(); without > have && with <= have {
-			p, checkpoint = q, true
+			// The estimate grows with keep: the largest that fits.
+			keep := 1
+			for k := s.NLayer - 1; k > 1; k-- {
+				q.CheckpointKeep = k
+				if e := EstimateMemory(s, q).Total(); e <= have {
+					keep, with = k, e
+					break
+				}
+			}
+			q.CheckpointKeep = keep
+			p, plan = q, checkpointPlan{on: true, keep: keep}
 			if c.Progress != nil {
-				fmt.Fprintf(c.Progress, "gradient checkpointing on: ≈%s without it, ≈%s with it, have %s\n", gib(without), gib(with), gib(have))
+				fmt.Fprintf(c.Progress, "gradient checkpointing on for %d of %d blocks: ≈%s without it, ≈%s with it, have %s\n",
+					s.NLayer-plan.keep, s.NLayer, gib(without), gib(with), gib(have))
 			}
 		}
 	}
 	if c.IgnoreMemoryCheck {
-		return checkpoint, nil
+		return plan, nil
 	}
-	return checkpoint, memoryRefusal(s, p, c.Cutoff, have)
+	return plan, memoryRefusal(s, p, c.Cutoff, have)
 }

@@ -357,7 +357,7 @@ func TestMemoryCheckTurnsOnCheckpointing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("auto: %v", err)
 	}
-	if res.Steps != 2 || !strings.Contains(progress.String(), "gradient checkpointing on: ≈"+gib(without)) {
+	if res.Steps != 2 || !strings.Contains(progress.String(), "gradient checkpointing on for 1 of 2 blocks: ≈"+gib(without)) {
 		t.Fatalf("auto: %d steps, progress %q; want 2 steps and the checkpointing line", res.Steps, progress.String())
 	}
 
@@ -368,5 +368,51 @@ func TestMemoryCheckTurnsOnCheckpointing(t *testing.T) {
 	}
 	if _, err := ParseCheckpointing("sometimes"); err == nil {
 		t.Fatal("ParseCheckpointing accepted \"sometimes\"")
+	}
+}
+
+// TestAutoCheckpointingKeepsWhatFits: auto checkpointing recomputes only the
+// blocks it must. With memory for the estimate at three kept blocks it keeps
+// three; with a byte less, two; with memory for everything, it stays off.
+func TestAutoCheckpointingKeepsWhatFits(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "six.gguf")
+	cfg := modelgen.LlamaConfig{Vocab: modelgen.SPMVocab(modelgen.BasicWords()), NEmbd: 64, NLayer: 6, NHead: 4, NHeadKV: 2,
+		NFF: 128, NCtx: 512, Seed: 3}
+	if err := modelgen.WriteLlama(base, cfg); err != nil {
+		t.Fatal(err)
+	}
+	shape, err := ReadModelShape(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := MemoryPlan{Tokens: 256, Rank: 2, Targets: llama.TargetsQV, Checkpoint: true}
+	est := func(keep int) int64 {
+		q := plan
+		q.CheckpointKeep = keep
+		return EstimateMemory(shape, q).Total()
+	}
+	for k := 2; k <= 6; k++ {
+		if est(k) <= est(k-1) {
+			t.Fatalf("estimate at keep %d (%d) is not above keep %d (%d)", k, est(k), k-1, est(k-1))
+		}
+	}
+	off := plan
+	off.Checkpoint = false
+	without := EstimateMemory(shape, off).Total()
+	for _, c := range []struct {
+		have int64
+		want checkpointPlan
+	}{
+		{est(3), checkpointPlan{on: true, keep: 3}},
+		{est(3) - 1, checkpointPlan{on: true, keep: 2}},
+		{est(1), checkpointPlan{on: true, keep: 1}},
+		{without, checkpointPlan{on: false, keep: 1}},
+	} {
+		c2 := Config{Base: base, Rank: 2, Targets: llama.TargetsQV, MaxTokens: 256, MemoryAvailable: c.have}
+		got, err := c2.checkMemory(&data{trainTokens: 1000})
+		if err != nil || got != c.want {
+			t.Errorf("have %d: %+v, %v; want %+v", c.have, got, err, c.want)
+		}
 	}
 }

@@ -40,9 +40,12 @@ func TestGradientCheckpointingIsTheSameStep(t *testing.T) {
 		{model: "f32", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, Optimizer: OptimizerSGD, LoRADropout: 0.25}},
 		{model: "f32", opts: TrainerOptions{Rank: 2, Targets: TargetOutput}},
 		{model: "f32", opts: TrainerOptions{Rank: 2, Targets: TargetQ | TargetDown}, weighted: true},
-		{model: "q8_0", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, F32Head: true, LoRADropout: 0.1}, accum: true},
+		{model: "q8_0", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, F32Head: true, LoRADropout: 0.1, CheckpointKeep: 2}, accum: true},
 		{model: "gemma2", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, LoRADropout: 0.1}},
 		{model: "gemma3", opts: TrainerOptions{Rank: 4, Targets: TargetsAll}, weighted: true},
+		// Three of its six blocks run with the head, a sliding-window and
+		// a global one among them, the other three are recomputed.
+		{model: "gemma3", opts: TrainerOptions{Rank: 4, Targets: TargetsAll, LoRADropout: 0.1, CheckpointKeep: 3}},
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("%d-%s", i, c.model), func(t *testing.T) {

@@ -1485,8 +1485,12 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
         fill_masks(tr, masks, mask_offset[l0]);
     };
 
-    // Forward, block by block, keeping each block's input.
-    for (int l = 0; l < n_layer; l++) {
+    // The top `tail` blocks run once, with the head, in the first backward
+    // graph; the forward runs the blocks below them one by one, keeping each
+    // block's input.
+    const int tail = std::min(std::max(tr->p.checkpoint_keep, 1), std::max(n_layer, 1));
+    const int split = std::max(n_layer - tail, 0);
+    for (int l = 0; l < split; l++) {
         graph_ctx g(graph_meta(tr));
         const segment sg = build_segment(g.c, l, l + 1, false, false);
         ggml_set_output(sg.out);
@@ -1499,17 +1503,17 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
         ggml_backend_sched_reset(tr->sched);
     }
 
-    // Backward: the head, then each block from the last, each fed the gradient
-    // of its output (dy) through the surrogate loss sum(x_out * dy), whose
-    // gradient with respect to x_out is dy exactly.
+    // Backward: the top blocks with the head, then each block below from the
+    // last, each fed the gradient of its output (dy) through the surrogate
+    // loss sum(x_out * dy), whose gradient with respect to x_out is dy
+    // exactly.
     bool layer_params = false;
     for (auto & kv : tr->lora) layer_params = layer_params || kv.first != m.output;
     std::vector<float> dy;
     float loss_value = 0.0f;
-    for (int l = n_layer; l >= 0; l--) {
-        const bool is_head = l == n_layer;
+    for (int l0 = split, l1 = n_layer; l0 >= 0; l1 = l0, l0--) {
+        const bool is_head = l1 == n_layer;
         if (!is_head && !layer_params) break;
-        const int l0 = is_head ? n_layer : l, l1 = is_head ? n_layer : l + 1;
         graph_ctx g(graph_meta(tr));
         // The gradient must continue below this segment only if a block there trains.
         const segment sg = build_segment(g.c, l0, l1, is_head, layer_params);
@@ -1543,7 +1547,7 @@ float run_step_checkpointed(fa_trainer * tr, const batch_in & in, const llama_to
             ggml_backend_tensor_get(dx, dy.data(), 0, dy.size() * sizeof(float));
         }
         ggml_backend_sched_reset(tr->sched);
-        xs[l0 < n_layer ? l0 + 1 : l0].clear();  // no longer needed
+        xs[l1].clear();  // the input of the segment above: no longer needed
     }
     if (accumulate) {
         tr->micro++;

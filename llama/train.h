@@ -52,6 +52,12 @@ typedef struct fa_train_params {
     // alone. Activations of one block at a time instead of all of them, for
     // about one more forward per step; the gradient is the same computation.
     bool     checkpoint;
+    // With checkpoint: the number of blocks at the top whose activations the
+    // step keeps from one forward, run with the head in one graph, instead of
+    // recomputing them (clamped to [1, n_layer]: recomputing the top block
+    // would directly follow its own forward). Each one more saves a block's
+    // forward and holds a block's activations.
+    int32_t  checkpoint_keep;
     // The context per sequence the adapter will be served at (llama.cpp's
     // n_ctx / parallel sequences), rounded up to 256 as llama.cpp rounds it;
     // 0: the reference context's. LongRoPE models (phi3) pick their RoPE

@@ -171,12 +171,25 @@ func BenchmarkTrainStep(b *testing.B) {
 	// backward like every other weight); FIREACT_BENCH_TRAIN_F32HEAD=1 keeps
 	// an F32 copy, as the rows before the transient backward did.
 	f32Head := os.Getenv("FIREACT_BENCH_TRAIN_F32HEAD") == "1"
+	// FIREACT_BENCH_TRAIN_KEEP=N keeps the top N blocks' activations in the
+	// checkpointed rows (TrainerOptions.CheckpointKeep; finetune's auto
+	// picks the largest N that fits the memory there is).
+	keep := 1
+	if v := os.Getenv("FIREACT_BENCH_TRAIN_KEEP"); v != "" {
+		if keep, err = strconv.Atoi(v); err != nil || keep < 1 {
+			b.Fatalf("FIREACT_BENCH_TRAIN_KEEP=%q: want a positive number", v)
+		}
+	}
 	for _, row := range rows {
 		for _, T := range lens {
-			b.Run(fmt.Sprintf("%s-%s/%s/T=%d", name, typ, row, T), func(b *testing.B) {
+			label := row.String()
+			if row.checkpoint && keep > 1 {
+				label += fmt.Sprintf("-keep%d", keep)
+			}
+			b.Run(fmt.Sprintf("%s-%s/%s/T=%d", name, typ, label, T), func(b *testing.B) {
 				peakRSS()
 				tr, err := NewTrainer(m, TrainerOptions{Rank: 8, Targets: TargetsAll, F32Head: f32Head, Backward: row.backward,
-					GradientCheckpointing: row.checkpoint})
+					GradientCheckpointing: row.checkpoint, CheckpointKeep: keep})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -170,6 +170,15 @@ type TrainerOptions struct {
 	// memory instead of every block's, for about one more forward per step.
 	// Losses, gradients and updates are the same computation either way.
 	GradientCheckpointing bool
+	// CheckpointKeep is, with GradientCheckpointing, the number of blocks
+	// at the top of the model that are not recomputed: their activations are
+	// kept from the one forward they get, which runs with the head's in one
+	// graph. Each block kept saves one block's forward a step and holds one
+	// block's activations; values below 1 mean 1 (recomputing the top block
+	// would follow its own forward directly, which never pays), values above
+	// the block count mean every block (no recomputation at all). The step
+	// is the same computation for every value.
+	CheckpointKeep int
 	// AdapterMetadata are string key/values Save writes into the adapter GGUF
 	// beside llama.cpp's own keys (general.architecture, adapter.type,
 	// adapter.lora.alpha): how the adapter was trained and how to prompt it.
@@ -357,6 +366,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		weight_decay: C.float(opts.WeightDecay), beta1: C.float(opts.Beta1), beta2: C.float(opts.Beta2),
 		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
 		backward: backward, lora_dropout: C.float(opts.LoRADropout), checkpoint: C.bool(opts.GradientCheckpointing),
+		checkpoint_keep: C.int32_t(min(max(opts.CheckpointKeep, 1), 1<<30)),
 		n_ctx_serve: C.uint32_t(opts.ServeContext),
 	}
 	var cres *C.char

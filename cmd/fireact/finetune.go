@@ -62,7 +62,7 @@ func finetuneCommand() *cli.Command {
 			&cli.StringFlag{Name: "optimizer", Value: "adamw", Usage: "adamw or sgd"},
 			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW weight decay"},
 			&cli.StringFlag{Name: "backward", Value: string(llama.BackwardTransient), Usage: "gradient through the frozen weights: transient (least memory, exact), transposed (F32 copies kept: 4 bytes a weight more), transposed-q8 (copies in Q8_0, approximate) or outprod (ggml's own, slow)"},
-			&cli.StringFlag{Name: "gradient-checkpointing", Value: string(finetune.CheckpointingAuto), Usage: "recompute each block's activations in the backward instead of keeping them: auto (only when the estimated peak would not fit in memory), on (least memory, about one more forward a step) or off; the result is the same"},
+			&cli.StringFlag{Name: "gradient-checkpointing", Value: string(finetune.CheckpointingAuto), Usage: "recompute each block's activations in the backward instead of keeping them: auto (only when the estimated peak would not fit in memory, and then only as many blocks as must be: the top blocks that fit keep theirs), on (every block but the top one: least memory, up to one more forward a step) or off; the result is the same"},
 			&cli.BoolFlag{Name: "ignore-memory-check", Usage: "train even when the estimated peak memory exceeds what the machine has"},
 			&cli.IntFlag{Name: "serve-ctx", Usage: "context per sequence the adapter will be served at; LongRoPE models (Phi-3.5/4-mini) train on the RoPE factors llama.cpp picks for it (default 256: the short table)"},
 		},
