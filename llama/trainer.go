@@ -367,7 +367,7 @@ func NewTrainer(m *Model, opts TrainerOptions) (*Trainer, error) {
 		eps: C.float(opts.Eps), seed: C.uint32_t(opts.Seed), f32_base: C.bool(opts.F32Base), f32_head: C.bool(opts.F32Head),
 		backward: backward, lora_dropout: C.float(opts.LoRADropout), checkpoint: C.bool(opts.GradientCheckpointing),
 		checkpoint_keep: C.int32_t(min(max(opts.CheckpointKeep, 1), 1<<30)),
-		n_ctx_serve: C.uint32_t(opts.ServeContext),
+		n_ctx_serve:     C.uint32_t(opts.ServeContext),
 	}
 	var cres *C.char
 	var resumeTable string // the LongRoPE table the resumed adapter was trained on
